@@ -1,0 +1,35 @@
+"""The events of a run, in ComfyUI's message shapes, delivered to one sink per run.
+
+The CLI renders them as progress bars (or JSON lines), the server forwards them over `/ws`.
+Beyond ComfyUI's set, `node_finished` reports every node that completes, cached or run, and
+every run ends with exactly one terminal event (success, error or interrupted) followed by
+ComfyUI's `executing {node: null}`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+EventSink = Callable[[str, dict[str, Any]], None]
+
+EXECUTION_START = "execution_start"
+EXECUTION_CACHED = "execution_cached"
+EXECUTING = "executing"
+PROGRESS = "progress"
+PREVIEW = "preview"  # data: {node, prompt_id, image: PIL.Image}; the server sends it as a binary frame
+EXECUTED = "executed"
+NODE_FINISHED = "node_finished"
+EXECUTION_SUCCESS = "execution_success"
+EXECUTION_ERROR = "execution_error"
+EXECUTION_INTERRUPTED = "execution_interrupted"
+TERMINAL_EVENTS = (EXECUTION_SUCCESS, EXECUTION_ERROR, EXECUTION_INTERRUPTED)
+
+
+def timestamp() -> int:
+    """Milliseconds since the epoch, as ComfyUI stamps its messages."""
+    return int(time.time() * 1000)
+
+
+def discard(event: str, data: dict[str, Any]) -> None:
+    """A sink that ignores every event."""
