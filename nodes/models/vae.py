@@ -1,0 +1,349 @@
+"""The KL-f8 autoencoder (ldm `AutoencoderKL`) of SD 1.x, SD 2.x and SDXL, with tiled encode and decode.
+
+Read top to bottom: the config and presets, the latent and image conventions, the blocks
+(ResnetBlock, AttnBlock, Downsample, Upsample), Encoder and Decoder, the autoencoder, tiling.
+Parameter names are those of the original checkpoints under `first_stage_model.` (encoder.down.N…,
+encoder.mid.attn_1.q/k/v/proj_out as 1x1 convs, decoder.up.N…, quant_conv, post_quant_conv).
+
+Conventions, as in ComfyUI:
+- The autoencoder maps pixels [B, 3, H, W] in [-1, 1] to latents [B, 4, H/8, W/8] and back.
+  Encoding is deterministic: the mean (mode) of the posterior, never a sample.
+- A LATENT in the graph holds the autoencoder's latent *unscaled*. The diffusion model works on
+  latent * scale_factor (0.18215 for SD 1.x/2.x, 0.13025 for SDXL): the model stack applies
+  `process_latent_in` before sampling and `process_latent_out` after, nothing else does.
+- An IMAGE in the graph is [B, H, W, 3] in [0, 1]; `pixels_from_image` / `image_from_pixels`
+  convert at the autoencoder's boundary.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Hyperparameters of a KL autoencoder; the defaults are SD 1.x/2.x's KL-f8."""
+
+    image_channels: int = 3
+    ch: int = 128
+    ch_mult: tuple[int, ...] = (1, 2, 4, 4)
+    num_res_blocks: int = 2
+    z_channels: int = 4
+    embed_dim: int = 4
+    scale_factor: float = 0.18215  # the latent's scale for the diffusion model (see the module notes)
+
+    @property
+    def downscale(self) -> int:
+        """Pixels per latent pixel along each side (8 for KL-f8)."""
+        return 2 ** (len(self.ch_mult) - 1)
+
+
+SD_VAE = VAEConfig()
+SDXL_VAE = VAEConfig(scale_factor=0.13025)
+
+
+def process_latent_in(latent: Tensor, scale_factor: float) -> Tensor:
+    """A graph LATENT (unscaled) to the diffusion model's latent space."""
+    return latent * scale_factor
+
+
+def process_latent_out(latent: Tensor, scale_factor: float) -> Tensor:
+    """The diffusion model's latent back to a graph LATENT (unscaled)."""
+    return latent / scale_factor
+
+
+def pixels_from_image(image: Tensor) -> Tensor:
+    """A graph IMAGE [B, H, W, C] in [0, 1] to autoencoder pixels [B, C, H, W] in [-1, 1]."""
+    return image.movedim(-1, 1) * 2.0 - 1.0
+
+
+def image_from_pixels(pixels: Tensor) -> Tensor:
+    """Autoencoder pixels [B, C, H, W] to a graph IMAGE [B, H, W, C], clamped to [0, 1]."""
+    return ((pixels + 1.0) / 2.0).clamp(0.0, 1.0).movedim(1, -1)
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    """The autoencoder's normalisation: 32 groups, eps 1e-6."""
+    return nn.GroupNorm(32, channels, eps=1e-6)
+
+
+class ResnetBlock(nn.Module):
+    """Two norm-SiLU-conv stages with a skip connection (1x1 conv when the width changes)."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.norm1 = group_norm(in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.norm2 = group_norm(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.nin_shortcut = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(F.silu(self.norm2(h)))
+        skip = x if self.nin_shortcut is None else self.nin_shortcut(x)
+        return skip + h
+
+
+class AttnBlock(nn.Module):
+    """Single-head self-attention over all pixels, with 1x1 convolutions as projections."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = group_norm(channels)
+        self.q = nn.Conv2d(channels, channels, 1)
+        self.k = nn.Conv2d(channels, channels, 1)
+        self.v = nn.Conv2d(channels, channels, 1)
+        self.proj_out = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        height, width = x.shape[-2:]
+        h = self.norm(x)
+        q, k, v = (t.flatten(2).transpose(1, 2)[:, None] for t in (self.q(h), self.k(h), self.v(h)))
+        h = F.scaled_dot_product_attention(q, k, v)[:, 0]
+        return x + self.proj_out(h.transpose(1, 2).unflatten(2, (height, width)))
+
+
+class Downsample(nn.Module):
+    """Halves the resolution: pad right and bottom by one, then a strided 3x3 convolution."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # The original pads asymmetrically, so the output pixel i sees input pixels 2i..2i+2.
+        return self.conv(F.pad(x, (0, 1, 0, 1)))
+
+
+class Upsample(nn.Module):
+    """Doubles the resolution: nearest-neighbour, then a 3x3 convolution."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class MidBlock(nn.Module):
+    """ResnetBlock, attention, ResnetBlock at the lowest resolution."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.block_1 = ResnetBlock(channels, channels)
+        self.attn_1 = AttnBlock(channels)
+        self.block_2 = ResnetBlock(channels, channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.block_2(self.attn_1(self.block_1(x)))
+
+
+class Level(nn.Module):
+    """One resolution of the encoder or decoder: ResnetBlocks, then a down- or upsampler if any."""
+
+    def __init__(self, in_channels: int, out_channels: int, blocks: int, downsample: bool = False,
+                 upsample: bool = False):
+        super().__init__()
+        self.block = nn.ModuleList(ResnetBlock(in_channels if i == 0 else out_channels, out_channels)
+                                   for i in range(blocks))
+        self.downsample = Downsample(out_channels) if downsample else None
+        self.upsample = Upsample(out_channels) if upsample else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        for block in self.block:
+            x = block(x)
+        for resample in (self.downsample, self.upsample):
+            if resample is not None:
+                x = resample(x)
+        return x
+
+
+class Encoder(nn.Module):
+    """Pixels to the posterior's moments (mean and log-variance, 2·z_channels) at 1/8 resolution."""
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        widths = [config.ch * m for m in config.ch_mult]
+        self.conv_in = nn.Conv2d(config.image_channels, config.ch, 3, padding=1)
+        last = len(widths) - 1
+        self.down = nn.ModuleList(
+            Level(config.ch if i == 0 else widths[i - 1], width, config.num_res_blocks, downsample=i != last)
+            for i, width in enumerate(widths))
+        self.mid = MidBlock(widths[-1])
+        self.norm_out = group_norm(widths[-1])
+        self.conv_out = nn.Conv2d(widths[-1], 2 * config.z_channels, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.conv_in(x)
+        for level in self.down:
+            h = level(h)
+        h = self.mid(h)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class Decoder(nn.Module):
+    """Latents (z_channels) to pixels; up[i] works at the resolution of the encoder's down[i]."""
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        widths = [config.ch * m for m in config.ch_mult]
+        self.conv_in = nn.Conv2d(config.z_channels, widths[-1], 3, padding=1)
+        self.mid = MidBlock(widths[-1])
+        last = len(widths) - 1
+        self.up = nn.ModuleList(
+            Level(widths[min(i + 1, last)], width, config.num_res_blocks + 1, upsample=i != 0)
+            for i, width in enumerate(widths))
+        self.norm_out = group_norm(widths[0])
+        self.conv_out = nn.Conv2d(widths[0], config.image_channels, 3, padding=1)
+
+    def forward(self, z: Tensor) -> Tensor:
+        h = self.mid(self.conv_in(z))
+        for level in reversed(self.up):
+            h = level(h)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class AutoencoderKL(nn.Module):
+    """The KL autoencoder: `encode` pixels to latent means, `decode` latents to pixels (plain or tiled)."""
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+        self.quant_conv = nn.Conv2d(2 * config.z_channels, 2 * config.embed_dim, 1)
+        self.post_quant_conv = nn.Conv2d(config.embed_dim, config.z_channels, 1)
+
+    def encode(self, pixels: Tensor) -> Tensor:
+        """Pixels [B, 3, H, W] in [-1, 1] to latent means [B, embed_dim, H/8, W/8] (centre-cropped to x8)."""
+        moments = self.quant_conv(self.encoder(crop_to_multiple(pixels, self.config.downscale)))
+        return moments[:, :self.config.embed_dim]
+
+    def decode(self, latent: Tensor) -> Tensor:
+        """Latents [B, embed_dim, h, w] to pixels [B, 3, 8h, 8w], roughly in [-1, 1] (not clamped)."""
+        return self.decoder(self.post_quant_conv(latent))
+
+    def encode_tiled(self, pixels: Tensor, tile_size: int = 512, overlap: int = 64,
+                     progress: Callable[[int, int], None] | None = None) -> Tensor:
+        """`encode` in overlapping tiles of `tile_size` pixels (see `tiled_map`); sizes in pixels."""
+        scale = self.config.downscale
+        # Tiles start on the latent grid, so each tile's latent lands on whole latent pixels.
+        tiles = [(height * scale, width * scale) for height, width in three_tilings(tile_size // scale)]
+        return average_of_tilings(self.encode, crop_to_multiple(pixels, scale), tiles,
+                                  overlap // scale * scale, 1 / scale, progress)
+
+    def decode_tiled(self, latent: Tensor, tile_size: int = 512, overlap: int = 64,
+                     progress: Callable[[int, int], None] | None = None) -> Tensor:
+        """`decode` in overlapping tiles of `tile_size` pixels (see `tiled_map`); sizes in pixels."""
+        scale = self.config.downscale
+        return average_of_tilings(self.decode, latent, three_tilings(tile_size // scale), overlap // scale,
+                                  scale, progress)
+
+
+def crop_to_multiple(pixels: Tensor, multiple: int) -> Tensor:
+    """Centre-crops height and width down to multiples of `multiple`, as ComfyUI does before encoding."""
+    height, width = pixels.shape[-2:]
+    top, left = (height % multiple) // 2, (width % multiple) // 2
+    return pixels[..., top:top + height - height % multiple, left:left + width - width % multiple]
+
+
+# Tiling. Peak memory is that of the model on one tile (one batch item) plus a few output-sized
+# accumulators: activations grow with the tile's area, never with the image's.
+#
+# Blending: tiles overlap their neighbours by at least `overlap` input pixels. Each tile's output
+# is weighted by a ramp that rises linearly, (i + 1) / (f + 1) for i = 0..f-1, over the f = overlap
+# · scale output pixels next to each edge it shares with a neighbour (image borders keep weight
+# 1), and the weighted sum is divided by the summed weights. Where exactly two tiles overlap by
+# `overlap`, their ramps add up to one: a linear cross-fade. The last tile of a row or column is
+# shifted back to end at the border, so every tile has its full size (and full context).
+#
+# As ComfyUI's VAEDecodeTiled/VAEEncodeTiled, the result averages three tilings — square tiles,
+# half-height double-width ones and double-height half-width ones — so that no seam sits at the
+# same place in all three and none survives at full strength. All three have the same tile area.
+
+def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Starts of tiles of length `tile` covering [0, size), neighbours overlapping by >= `overlap`."""
+    if tile >= size:
+        return [0]
+    if not 0 <= overlap < tile:
+        raise ValueError(f"overlap {overlap} must be at least 0 and less than the tile size {tile}")
+    return list(range(0, size - tile, tile - overlap)) + [size - tile]
+
+
+def blend_ramp(length: int, feather: int, rise: bool, fall: bool) -> Tensor:
+    """One axis of a tile's blending weight: ones, with linear ramps of `feather` pixels at shared edges."""
+    weight = torch.ones(length)
+    feather = min(feather, length)
+    ramp = torch.arange(1, feather + 1, dtype=torch.float32) / (feather + 1)
+    if rise:
+        weight[:feather] = weight[:feather] * ramp
+    if fall:
+        weight[length - feather:] = weight[length - feather:] * ramp.flip(0)
+    return weight
+
+
+def tiled_map(fn: Callable[[Tensor], Tensor], x: Tensor, tile: tuple[int, int], overlap: int, scale: float,
+              on_tile: Callable[[], None] | None = None) -> Tensor:
+    """Applies `fn`, which scales height and width by `scale`, to overlapping tiles of x and blends them.
+
+    `tile` (height, width) and `overlap` are in x's pixels. Batch items go one at a time.
+    """
+    height, width = x.shape[-2:]
+    rows = tile_starts(height, tile[0], overlap)
+    cols = tile_starts(width, tile[1], overlap)
+    feather = round(overlap * scale)
+    out = weights = None
+    for item in range(x.shape[0]):
+        for top, left in itertools.product(rows, cols):
+            piece = fn(x[item:item + 1, :, top:top + tile[0], left:left + tile[1]])
+            if out is None:
+                out = piece.new_zeros(x.shape[0], piece.shape[1], round(height * scale), round(width * scale))
+                weights = piece.new_zeros(1, 1, *out.shape[-2:])
+            out_top, out_left = round(top * scale), round(left * scale)
+            piece_height, piece_width = piece.shape[-2:]
+            weight = torch.outer(
+                blend_ramp(piece_height, feather, top > 0, top + tile[0] < height),
+                blend_ramp(piece_width, feather, left > 0, left + tile[1] < width)).to(piece)
+            rows_out = slice(out_top, out_top + piece_height)
+            cols_out = slice(out_left, out_left + piece_width)
+            out[item:item + 1, :, rows_out, cols_out] += piece * weight
+            if item == 0:  # every batch item has the same weights: sum them once
+                weights[..., rows_out, cols_out] += weight
+            if on_tile is not None:
+                on_tile()
+    return out / weights
+
+
+def three_tilings(tile: int) -> list[tuple[int, int]]:
+    """The (height, width) tile shapes ComfyUI averages: square, half-height x2-width, x2-height half-width."""
+    return [(tile, tile), (tile // 2, tile * 2), (tile * 2, tile // 2)]
+
+
+def count_tiles(x: Tensor, tile: tuple[int, int], overlap: int) -> int:
+    """How many times `tiled_map` calls its function for x."""
+    height, width = x.shape[-2:]
+    return x.shape[0] * len(tile_starts(height, tile[0], overlap)) * len(tile_starts(width, tile[1], overlap))
+
+
+def average_of_tilings(fn: Callable[[Tensor], Tensor], x: Tensor, tiles: list[tuple[int, int]], overlap: int,
+                       scale: float, progress: Callable[[int, int], None] | None = None) -> Tensor:
+    """The mean of `tiled_map` over several tile shapes; `progress(done, total)` after each tile."""
+    total = sum(count_tiles(x, tile, overlap) for tile in tiles)
+    done = itertools.count(1)
+
+    def on_tile() -> None:
+        if progress is not None:
+            progress(next(done), total)
+
+    result = tiled_map(fn, x, tiles[0], overlap, scale, on_tile)
+    for tile in tiles[1:]:
+        result += tiled_map(fn, x, tile, overlap, scale, on_tile)
+    return result / len(tiles)
