@@ -34,6 +34,7 @@ class RunResult:
     ran: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
     error: dict[str, Any] | None = None
+    keys: dict[str, str] = field(default_factory=dict)  # cache key of every node of the plan
 
     @property
     def ok(self) -> bool:
@@ -108,6 +109,7 @@ class _Run:
         for nid in self.order:
             inst = nodes[nid]
             self.keys[nid] = node_key(nid, inst.spec, inst.literals, inst.links, self.keys, self._fingerprint(inst))
+        self.result.keys = dict(self.keys)
         self.order = self._required(self.order)
         for nid in self.order:
             for src, _ in nodes[nid].links.values():
