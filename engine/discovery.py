@@ -21,6 +21,7 @@ log = logging.getLogger("sigmagraph")
 
 ENTRY_POINT_GROUP = "sigmagraph.nodes"
 BUILTIN_PREFIX = "sigmagraph."
+PACKS_NAMESPACE = "sigmagraph_custom_nodes"
 
 
 def _load_entry_points(registry: Registry, config: Config) -> None:
@@ -48,11 +49,17 @@ def _register(registry: Registry, module: ModuleType, pack: str) -> None:
 def import_pack_path(path: Path) -> ModuleType:
     """Imports a pack from a module file or a package folder under a unique module name."""
     init = path / "__init__.py" if path.is_dir() else path
-    name = f"sigmagraph_custom_nodes.{path.stem.replace('-', '_').replace('.', '_')}"
+    name = f"{PACKS_NAMESPACE}.{path.stem.replace('-', '_').replace('.', '_')}"
     spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(path)]
                                                   if path.is_dir() else None)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")
+    if PACKS_NAMESPACE not in sys.modules:  # the parent of every folder pack, so relative imports resolve
+        namespace = ModuleType(PACKS_NAMESPACE)
+        namespace.__path__ = []
+        sys.modules[PACKS_NAMESPACE] = namespace
+    for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        del sys.modules[loaded]  # a re-import (another folder, an edited pack) must not see stale submodules
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:

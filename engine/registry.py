@@ -8,6 +8,7 @@ name is reported as a conflict and the first keeps the name.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -87,7 +88,10 @@ class Registry:
             self.register_type(socket_type)
         for value in vars(module).values():
             spec = getattr(value, NODE_SPEC_ATTRIBUTE, None)
-            if isinstance(spec, NodeSpec) and getattr(value, "__module__", None) == module.__name__:
+            # Nodes defined in the pack or its submodules; nodes it merely imports from elsewhere are not its own.
+            defined_in = getattr(value, "__module__", None) or ""
+            if isinstance(spec, NodeSpec) and (defined_in == module.__name__
+                                               or defined_in.startswith(module.__name__ + ".")):
                 self.add(spec, pack)
         display = getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", {}) or {}
         for name, cls in (getattr(module, "NODE_CLASS_MAPPINGS", {}) or {}).items():
@@ -98,7 +102,9 @@ class Registry:
                 continue
             self.add(spec, pack, strict_types=False)
         if getattr(module, "WEB_DIRECTORY", None):
-            self.web_directories[pack] = module.WEB_DIRECTORY
+            # relative to the pack's own folder, as in ComfyUI, so the server can serve it from any cwd
+            base = os.path.dirname(getattr(module, "__file__", None) or ".")
+            self.web_directories[pack] = os.path.abspath(os.path.join(base, module.WEB_DIRECTORY))
 
     def record_failure(self, pack: str, error: BaseException) -> None:
         """Records a pack that failed as a whole (import error, exception at registration)."""

@@ -12,6 +12,7 @@ so every sampler can be run against ground truth, at any latent size, with no we
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -63,3 +64,33 @@ class GaussianMixture:
     def __call__(self, x: Tensor, sigma: Tensor, **extra) -> Tensor:
         """The denoiser convention of the samplers: model(x, sigma) -> x0."""
         return self.denoise(x, sigma)
+
+
+def mixture_network(mixture: GaussianMixture, model_sampling) -> Callable[..., Tensor]:
+    """The exact network `net(x_in, timestep) -> F` of a mixture under any parametrization.
+
+    It inverts the parametrization: recovers sigma from the timestep and x from c_in * x, takes the
+    exact x0, and returns the raw output F with c_skip * x + c_out * F = x0. For rectified flow,
+    x = (1 - sigma) x0 + sigma n is the variance-exploding x / (1 - sigma) at sigma / (1 - sigma).
+    """
+
+    flow = model_sampling.prediction == "flow"
+
+    def net(x_in: Tensor, timestep: Tensor, **inputs: Tensor) -> Tensor:
+        # A flow network is fed sigma * multiplier (the shift only shapes the schedule), see FlowNoiseLevels.
+        sigma = timestep / model_sampling.levels.multiplier if flow else model_sampling.sigma(timestep)
+        sigma = sigma.to(x_in.dtype)
+        c_skip, c_out, c_in = (_per_batch(c, x_in) for c in model_sampling.scalings(sigma))
+        x = x_in / c_in
+        if flow:
+            keep = (1 - sigma).clamp_min(1e-6)
+            x0 = mixture.denoise(x / _per_batch(keep, x), sigma / keep)
+        else:
+            x0 = mixture.denoise(x, sigma)
+        return (x0 - c_skip * x) / c_out
+
+    return net
+
+
+def _per_batch(value: Tensor | float, x: Tensor) -> Tensor | float:
+    return value.reshape(-1, *([1] * (x.ndim - 1))) if isinstance(value, Tensor) and value.ndim else value

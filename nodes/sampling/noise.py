@@ -7,6 +7,7 @@ seed gives the same image on any device. The initial noise is bit-identical to C
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import torch
@@ -14,6 +15,10 @@ from torch import Tensor
 
 # A noise sampler returns unit-variance noise shaped like x for the step sigma -> sigma_next.
 NoiseSampler = Callable[[Tensor, Tensor], Tensor]
+
+# torchsde's default tolerance, as ComfyUI uses it, and the decimals torchsde rounds times to for it.
+BROWNIAN_TOL = 1e-6
+BROWNIAN_DIGITS = -int(math.log10(BROWNIAN_TOL))
 
 
 def cpu_generator(seed: int) -> torch.Generator:
@@ -37,44 +42,80 @@ def initial_noise(shape: Sequence[int], seed: int, batch_index: Sequence[int] | 
     return torch.cat([draws[i] for i in batch_index])
 
 
-def gaussian_noise_sampler(x: Tensor, seed: int | None) -> NoiseSampler:
-    """Independent N(0, I) per step from a CPU generator seeded with `seed` (0 when None)."""
-    generator = cpu_generator(0 if seed is None else seed)
+def gaussian_noise_sampler(x: Tensor, seed: int | Sequence[int] | None) -> NoiseSampler:
+    """Independent N(0, I) per step, drawn in x's dtype from CPU generators seeded with `seed` (0 when None).
+
+    An int seeds one generator for the whole batch; a sequence seeds one generator per batch item,
+    so an item's noise depends only on its own seed and never on its batch neighbours.
+    """
+    if isinstance(seed, (list, tuple)):
+        generators, shape = [cpu_generator(s) for s in seed], (1, *x.shape[1:])
+    else:
+        generators, shape = [cpu_generator(0 if seed is None else seed)], tuple(x.shape)
 
     def sample(sigma: Tensor, sigma_next: Tensor) -> Tensor:
-        noise = torch.randn(x.shape, generator=generator, dtype=torch.float32, device="cpu")
-        return noise.to(device=x.device, dtype=x.dtype)
+        noise = torch.cat([torch.randn(shape, generator=g, dtype=x.dtype, device="cpu") for g in generators])
+        return noise.to(x.device)
 
     return sample
 
 
-class BrownianTreeNoiseSampler:
-    """Noise from a seeded Brownian tree: (W(t1) - W(t0)) / sqrt|t1 - t0|, with t = transform(sigma).
+def ancestral_noise_sampler(x: Tensor, seed: int | Sequence[int] | None) -> NoiseSampler:
+    """The per-step noise of ancestral samplers: on CPU, bit-identical to ComfyUI's for the same seed.
 
-    Because the same Brownian path is reused at any step size, SDE samplers driven by it
-    converge to one image as steps grow. The tree lives on the CPU (torchsde), which makes it
-    device-independent; `seed` may be a list with one seed per batch item.
+    ComfyUI's `default_noise_sampler` (comfy/k_diffusion/sampling.py) seeds a `torch.Generator(x.device)`
+    with `extra_args["seed"]`, which `CFGGuider.inner_sample` sets to the KSampler / RandomNoise seed
+    itself (comfy/samplers.py, comfy/sample.py). Since PR #11528 ("Fix noise with ancestral samplers
+    when inferencing on cpu"; the run in DESIGN.md saw it in v0.8.0) it adds 1 to that seed when x is
+    on the CPU, so the first step's noise is no longer a copy of the initial latent noise (issue
+    #9819); it then draws `randn(x.shape, dtype=x.dtype)` once per step.
+    We always take that CPU path (seed + 1, x's dtype, one draw per step), so our noise matches
+    ComfyUI's on CPU everywhere, while ComfyUI's own noise on CUDA comes from the device RNG with
+    the bare seed and is not reproducible on other hardware.
+    """
+    if isinstance(seed, (list, tuple)):
+        return gaussian_noise_sampler(x, [s + 1 for s in seed])
+    return gaussian_noise_sampler(x, None if seed is None else seed + 1)
+
+
+class BrownianTreeNoiseSampler:
+    """Noise from seeded Brownian trees: (W(t1) - W(t0)) / sqrt|t1 - t0|, with t = transform(sigma).
+
+    Because the same Brownian path is reused at any step size, SDE samplers driven by it converge
+    to one image as steps grow. The trees live on the CPU (torchsde), which makes them
+    device-independent; `seed` may be a list with one seed (one tree) per batch item.
+    The arithmetic follows ComfyUI's `BrownianTreeNoiseSampler(..., cpu=True)` step for step — one
+    `torchsde.BrownianTree(t_lo, zeros in x's dtype, t_hi, entropy=seed)` with torchsde's default
+    tolerance, queried with float32 times, the increment divided in the sigmas' dtype — so for
+    ComfyUI's float32 sigmas the noise is bit-identical to its CPU trees (its `_gpu` samplers
+    build the tree on the GPU). With a seed of None the tree is seeded with 0, not at random.
     """
 
-    def __init__(self, x: Tensor, sigma_min: float, sigma_max: float, seed: int | Sequence[int] | None,
-                 transform: Callable[[Tensor], Tensor] = lambda sigma: sigma):
+    def __init__(self, x: Tensor, sigma_min: float | Tensor, sigma_max: float | Tensor,
+                 seed: int | Sequence[int] | None, transform: Callable[[Tensor], Tensor] = lambda sigma: sigma):
         import torchsde  # imported lazily: only SDE samplers need it
 
         self.transform = transform
         self.device, self.dtype = x.device, x.dtype
-        t0 = transform(torch.as_tensor(sigma_min, dtype=torch.float64)).float()
-        t1 = transform(torch.as_tensor(sigma_max, dtype=torch.float64)).float()
-        self.t0, self.t1 = min(t0, t1), max(t0, t1)
-        seeds = [0 if seed is None else seed] if seed is None or isinstance(seed, int) else list(seed)
-        self.batched = len(seeds) > 1 or not (seed is None or isinstance(seed, int))
-        w0 = torch.zeros(x.shape[1:] if self.batched else x.shape, dtype=torch.float32, device="cpu")
-        self.trees = [torchsde.BrownianTree(self.t0, w0, self.t1, entropy=int(s), tol=1e-6, pool_size=24,
-                                            halfway_tree=True) for s in seeds]
+        t0, t1 = transform(torch.as_tensor(sigma_min)), transform(torch.as_tensor(sigma_max))
+        # A decreasing transform (e.g. t = -log sigma) flips every increment's sign, as in ComfyUI.
+        self.orientation = 1 if t0 < t1 else -1
+        # float32 bounds, like the float32 query times below (ComfyUI's sigmas are float32 already).
+        lo, hi = (t0, t1) if t0 < t1 else (t1, t0)
+        lo, hi = lo.detach().cpu().float(), hi.detach().cpu().float()
+        self.batched = isinstance(seed, (list, tuple))
+        seeds = list(seed) if self.batched else [0 if seed is None else seed]
+        w0 = torch.zeros(x.shape[1:] if self.batched else x.shape, dtype=x.dtype, device="cpu")
+        self.trees = [torchsde.BrownianTree(lo, w0, hi, entropy=int(s), tol=BROWNIAN_TOL) for s in seeds]
 
     def __call__(self, sigma: Tensor, sigma_next: Tensor) -> Tensor:
-        t0 = self.transform(torch.as_tensor(sigma, dtype=torch.float64)).float().cpu()
-        t1 = self.transform(torch.as_tensor(sigma_next, dtype=torch.float64)).float().cpu()
-        lo, hi, sign = (t0, t1, 1.0) if t0 <= t1 else (t1, t0, -1.0)
-        w = torch.stack([tree(lo, hi) for tree in self.trees]) * sign
+        t0, t1 = self.transform(torch.as_tensor(sigma)), self.transform(torch.as_tensor(sigma_next))
+        lo, hi, sign = (t0, t1, 1) if t0 < t1 else (t1, t0, -1)
+        # torchsde rounds query times to its tolerance only after checking them against its own
+        # (rounded) ends, so the query at sigma_max warns and is clamped; rounding first gives the
+        # same times, hence the same noise, without the warning.
+        lo, hi = (round(float(t.detach().cpu().float()), BROWNIAN_DIGITS) for t in (lo, hi))
+        w = torch.stack([tree(lo, hi) for tree in self.trees]).to(device=t0.device, dtype=t0.dtype)
+        w = w * (self.orientation * sign)
         w = w if self.batched else w[0]
         return (w / (t1 - t0).abs().sqrt()).to(device=self.device, dtype=self.dtype)

@@ -9,17 +9,20 @@ only from explicit noise samplers (see `..noise`).
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Callable, Iterable, Protocol
 
 import torch
 from torch import Tensor
-from tqdm.auto import trange
+from tqdm.auto import tqdm, trange
 
-from ..noise import BrownianTreeNoiseSampler, NoiseSampler, gaussian_noise_sampler
+from ..noise import BrownianTreeNoiseSampler, NoiseSampler, ancestral_noise_sampler
 
 Denoiser = Callable[..., Tensor]
 Callback = Callable[[dict[str, Any]], None]
+# (model, x, sigma [batch], extra_args) -> (guided x0, the x0 whose noise direction renoises x)
+Prediction = Callable[[Denoiser, Tensor, Tensor, dict], tuple[Tensor, Tensor]]
 
 
 class Sampler(Protocol):
@@ -46,19 +49,49 @@ def ancestral_step(sigma_from: Tensor, sigma_to: Tensor, eta: float = 1.0) -> tu
     return sigma_down, sigma_up
 
 
-def steps(n: int, disable: bool | None) -> Iterable[int]:
-    """The step indices, with a terminal progress bar unless disabled (the engine disables it)."""
-    return trange(n, disable=disable)
+def first_order_step(x: Tensor, sigma: Tensor, sigma_next: Tensor, denoised: Tensor,
+                     renoise_from: Tensor | None = None) -> Tensor:
+    """Euler = DDIM = DPM-Solver++(1) from sigma to sigma_next: x0 plus the noise estimate rescaled to sigma_next.
+
+    `renoise_from` is the x0 whose noise estimate (x - x0) / sigma is carried: the denoised
+    estimate itself unless a CFG++ sampler passes the unconditional one.
+    """
+    return denoised + to_d(x, sigma, denoised if renoise_from is None else renoise_from) * sigma_next
+
+
+def add_noise(x: Tensor, noise_sampler: NoiseSampler, sigma: Tensor, sigma_next: Tensor, std: Tensor | float) -> Tensor:
+    """x plus the noise drawn for the step sigma -> sigma_next scaled to `std`; no draw when std is 0."""
+    if not std > 0:
+        return x
+    return x + noise_sampler(sigma, sigma_next) * std
+
+
+def steps(n: int | None, disable: bool | None) -> Iterable[int]:
+    """The step indices, with a terminal progress bar unless disabled (the engine disables it).
+
+    `n = None` counts without end, for adaptive samplers that decide when to stop.
+    """
+    return trange(n, disable=disable) if n is not None else tqdm(itertools.count(), disable=disable)
+
+
+def notify(callback: Callback | None, i: int, x: Tensor, sigma: Tensor, sigma_hat: Tensor, denoised: Tensor) -> None:
+    """Reports step i to the callback: the engine's progress, previews and interrupt all hang here."""
+    if callback is not None:
+        callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma_hat, "denoised": denoised})
 
 
 def noise_sampler_or_default(noise_sampler: NoiseSampler | None, x: Tensor, extra_args: dict) -> NoiseSampler:
-    """The given noise sampler, else independent Gaussian noise seeded from extra_args['seed']."""
-    return noise_sampler or gaussian_noise_sampler(x, extra_args.get("seed"))
+    """The given noise sampler, else per-step Gaussian noise seeded from extra_args['seed'] as ComfyUI does on CPU."""
+    return noise_sampler or ancestral_noise_sampler(x, extra_args.get("seed"))
 
 
 def brownian_or_default(noise_sampler: NoiseSampler | None, x: Tensor, sigmas: Tensor, extra_args: dict,
                         transform: Callable[[Tensor], Tensor] = lambda sigma: sigma) -> NoiseSampler:
-    """The given noise sampler, else a Brownian tree over the schedule seeded from extra_args['seed']."""
+    """The given noise sampler, else a Brownian tree over the schedule seeded from extra_args['seed'].
+
+    The tree spans [smallest non-zero sigma, largest sigma], ComfyUI's choice, so the same seed
+    and schedule give ComfyUI's Brownian path.
+    """
     if noise_sampler is not None:
         return noise_sampler
     positive = sigmas[sigmas > 0]
@@ -71,6 +104,17 @@ def churn_sigma(sigma: Tensor, n_steps: int, s_churn: float, s_tmin: float, s_tm
     return sigma * (gamma + 1.0)
 
 
+def churn(x: Tensor, sigma: Tensor, n_steps: int, noise_sampler: NoiseSampler, s_churn: float, s_tmin: float,
+          s_tmax: float, s_noise: float) -> tuple[Tensor, Tensor]:
+    """Karras et al. (2022) Algorithm 2 lines 5-6: raises the noise level to sigma_hat with fresh noise.
+
+    Returns (x_hat, sigma_hat); with s_churn = 0 or sigma outside [s_tmin, s_tmax] it is (x, sigma)
+    and draws nothing.
+    """
+    sigma_hat = churn_sigma(sigma, n_steps, s_churn, s_tmin, s_tmax)
+    return add_noise(x, noise_sampler, sigma, sigma_hat, s_noise * (sigma_hat**2 - sigma**2) ** 0.5), sigma_hat
+
+
 def predict_with_uncond(model: Denoiser, x: Tensor, sigma: Tensor, extra_args: dict) -> tuple[Tensor, Tensor]:
     """The guided x0 and the unconditional x0 (for CFG++); without a guider both are the same."""
     with_uncond = getattr(model, "with_uncond", None)
@@ -78,3 +122,9 @@ def predict_with_uncond(model: Denoiser, x: Tensor, sigma: Tensor, extra_args: d
         denoised = model(x, sigma, **extra_args)
         return denoised, denoised
     return with_uncond(x, sigma, **extra_args)
+
+
+def predict_guided(model: Denoiser, x: Tensor, sigma: Tensor, extra_args: dict) -> tuple[Tensor, Tensor]:
+    """The guided x0 as both estimates: a sampler without CFG++ renoises along its own prediction."""
+    denoised = model(x, sigma, **extra_args)
+    return denoised, denoised
