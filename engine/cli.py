@@ -54,7 +54,33 @@ def build_parser() -> argparse.ArgumentParser:
     nodes = sub.add_parser("nodes", help="list the node catalogue")
     nodes.add_argument("--json", action="store_true", help="the same document as GET /object_info")
     _add_common(nodes)
+    serve = sub.add_parser("serve", help="start the HTTP/websocket API and the canvas editor")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=_port, default=8188, help="port (default 8188; 0 picks a free one)")
+    serve.add_argument("--output-dir", type=Path, default=Path("output"))
+    serve.add_argument("--input-dir", type=Path, default=Path("input"))
+    serve.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
+    serve.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], help="weight dtype (default: per device)")
+    serve.add_argument("--enable-cors-header", nargs="?", const="*", default=None, metavar="ORIGIN",
+                       help="let browser pages from ORIGIN call the API (no ORIGIN: any page; unsafe)")
+    serve.add_argument("--max-upload-size", type=_megabytes, default=100.0, metavar="MB",
+                       help="largest accepted request body, uploads included (default 100)")
+    _add_common(serve)
     return parser
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
+    return value
+
+
+def _megabytes(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive size in MB")
+    return value
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -176,7 +202,15 @@ def _command_nodes(session: Session, args: argparse.Namespace) -> int:
     return OK
 
 
-COMMANDS = {"run": _command_run, "validate": _command_validate, "nodes": _command_nodes}
+def _command_serve(session: Session, args: argparse.Namespace) -> int:
+    from .server import ServerOptions, serve  # aiohttp is imported only by the command that needs it
+    from .server.options import MEGABYTE
+
+    return serve(session, ServerOptions(host=args.host, port=args.port, cors_origin=args.enable_cors_header,
+                                        max_upload_bytes=round(args.max_upload_size * MEGABYTE)))
+
+
+COMMANDS = {"run": _command_run, "validate": _command_validate, "nodes": _command_nodes, "serve": _command_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,74 @@
+"""The application factory and the route table (every route, in one place)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from ..config import Config
+from ..session import Session
+from . import api, files, static, ws
+from .errors import json_errors
+from .options import ServerOptions
+from .security import BrowserGuard
+from .state import STATE, ServerState
+
+# ComfyUI's API, served at these paths and again under /api/ (as ComfyUI does, for its front end).
+API_ROUTES = [
+    web.post("/prompt", api.post_prompt),
+    web.get("/prompt", api.get_prompt),
+    web.get("/queue", api.get_queue),
+    web.post("/queue", api.post_queue),
+    web.post("/interrupt", api.post_interrupt),
+    web.get("/history", api.get_history),
+    web.get("/history/{prompt_id}", api.get_history_item),
+    web.post("/history", api.post_history),
+    web.post("/free", api.post_free),
+    web.get("/object_info", api.object_info),
+    web.get("/object_info/{node_class}", api.object_info_node),
+    web.get("/system_stats", api.get_system_stats),
+    web.get("/view", files.view),
+    web.post("/upload/image", files.upload_image),
+    web.get("/extensions", static.extensions_index),
+    web.get("/ws", ws.websocket),
+]
+
+# The editor's pages and files; the catch-all for web/ files comes last.
+PAGE_ROUTES = [
+    web.get("/", static.index),
+    web.get("/workflows", static.workflows_index),
+    web.get("/workflows/{name}", static.workflow_file),
+    web.get("/extensions/{pack}/{path:.+}", static.extension_file),
+    web.get("/{path:.+}", static.web_file),
+]
+
+
+async def _worker_lifetime(app: web.Application) -> AsyncIterator[None]:
+    """Starts the prompt worker with the server and stops it (interrupting its prompt) at cleanup."""
+    state = app[STATE]
+    state.hub.bind(asyncio.get_running_loop())
+    state.worker.start()
+    yield
+    await asyncio.to_thread(state.worker.stop)
+
+
+async def _close_websockets(app: web.Application) -> None:
+    await app[STATE].hub.close_all()
+
+
+def create_app(config: Config, session: Session | None = None, options: ServerOptions | None = None
+               ) -> web.Application:
+    """The server for `config`; `session` (default: a new Session loading the packs) runs the prompts."""
+    options = options or ServerOptions()
+    session = session if session is not None else Session(config)
+    guard = BrowserGuard(options.host, options.cors_origin)
+    app = web.Application(client_max_size=options.max_upload_bytes, middlewares=[guard.middleware, json_errors])
+    app[STATE] = ServerState.build(config, session, options)
+    app.add_routes(API_ROUTES)
+    app.add_routes([web.RouteDef(r.method, "/api" + r.path, r.handler, r.kwargs) for r in API_ROUTES])
+    app.add_routes(PAGE_ROUTES)
+    app.cleanup_ctx.append(_worker_lifetime)
+    app.on_shutdown.append(_close_websockets)
+    return app

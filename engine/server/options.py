@@ -1,0 +1,34 @@
+"""The server's own settings (the engine's folders and devices live in Config)."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MEGABYTE = 1024 * 1024
+
+
+def package_folder(package: str) -> Path | None:
+    """The folder of an installed data package (e.g. `sigmagraph.web`), or None when it has none."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except ModuleNotFoundError:
+        return None
+    locations = spec.submodule_search_locations if spec else None
+    # an editable install lists import hooks among the locations: keep the real folder
+    return next((Path(p) for p in locations or () if Path(p).is_dir()), None)
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """Where to listen, who may call, and the limits; the defaults are the safe ones."""
+
+    host: str = "127.0.0.1"
+    port: int = 8188  # 0 picks a free port
+    cors_origin: str | None = None  # --enable-cors-header: this origin (or "*") may call from a browser
+    max_upload_bytes: int = 100 * MEGABYTE  # also the limit of JSON bodies
+    web_root: Path | None = field(default_factory=lambda: package_folder("sigmagraph.web"))
+    workflows_dir: Path | None = field(default_factory=lambda: package_folder("sigmagraph.workflows"))
+    preview_interval: float = 0.25  # seconds between two preview frames of one prompt (about 4 per second)
+    history_limit: int = 10000  # finished prompts kept for GET /history, oldest dropped first
