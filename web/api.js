@@ -33,6 +33,12 @@ export class Api extends EventTarget {
     return body;
   }
 
+  /** Registered socket types and their colours, {} if the server has none to say. */
+  async socketTypes() {
+    const { ok, body } = await this.request("/socket_types").catch(() => ({ ok: false }));
+    return ok && body ? body : {};
+  }
+
   /** A workflow file served from the workflows folder, or null if there is none. */
   async workflow(name) {
     const { ok, body } = await this.request(`/workflows/${encodeURIComponent(name)}`);

@@ -3,7 +3,7 @@
 
 import { Api, errorText } from "./api.js";
 import { Canvas } from "./canvas.js";
-import { readCatalogue } from "./catalogue.js";
+import { readCatalogue, setSocketColours } from "./catalogue.js";
 import { Gallery } from "./gallery.js";
 import { Graph } from "./graph.js";
 import { NodeMenu } from "./menu.js";
@@ -19,6 +19,7 @@ async function main() {
   let catalogue;
   try {
     catalogue = readCatalogue(await api.objectInfo());
+    setSocketColours(await api.socketTypes());
   } catch (error) {
     notify.status(`cannot read the node catalogue from the server: ${error.message}`, "error");
     return;

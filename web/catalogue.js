@@ -100,13 +100,16 @@ export function defaultValue(input) {
   }
 }
 
-// Colours of the common diffusion types; any other type gets a stable colour from its name.
+// Colours come from the socket types the node packs register (GET /socket_types); the widget
+// kinds are the editor's own; any other type gets a stable colour from its name.
 const TYPE_COLOURS = {
-  MODEL: "#a78bfa", CLIP: "#facc15", VAE: "#f87171", CONDITIONING: "#fb923c", LATENT: "#f472b6",
-  IMAGE: "#60a5fa", MASK: "#4ade80", SIGMAS: "#2dd4bf", SAMPLER: "#e879f9", NOISE: "#94a3b8", GUIDER: "#c084fc",
-  CONTROL_NET: "#34d399", CLIP_VISION: "#fde047", INT: "#86efac", FLOAT: "#7dd3fc", STRING: "#fcd34d",
-  BOOLEAN: "#fda4af", COMBO: "#cbd5e1", "*": "#9ca3af",
+  INT: "#86efac", FLOAT: "#7dd3fc", STRING: "#fcd34d", BOOLEAN: "#fda4af", COMBO: "#cbd5e1", "*": "#9ca3af",
 };
+
+/** Takes the registered socket types ({name: {color}}) as the colour source. */
+export function setSocketColours(types) {
+  for (const [name, info] of Object.entries(types)) if (info?.color) TYPE_COLOURS[name] = info.color;
+}
 
 export function socketColour(type) {
   if (TYPE_COLOURS[type]) return TYPE_COLOURS[type];

@@ -125,6 +125,12 @@ async def object_info_node(request: web.Request) -> web.Response:
     return json_response({name: await asyncio.to_thread(spec.catalogue_entry, state.config)} if spec else {})
 
 
+async def socket_types(request: web.Request) -> web.Response:
+    """GET /socket_types: every registered socket type with its colour (not in ComfyUI's API)."""
+    registry = request.app[STATE].session.registry
+    return json_response({name: t.model_dump(exclude={"name"}) for name, t in registry.types.items()})
+
+
 async def get_system_stats(request: web.Request) -> web.Response:
     """GET /system_stats."""
     state = request.app[STATE]

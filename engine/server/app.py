@@ -28,6 +28,7 @@ API_ROUTES = [
     web.post("/free", api.post_free),
     web.get("/object_info", api.object_info),
     web.get("/object_info/{node_class}", api.object_info_node),
+    web.get("/socket_types", api.socket_types),
     web.get("/system_stats", api.get_system_stats),
     web.get("/view", files.view),
     web.post("/upload/image", files.upload_image),

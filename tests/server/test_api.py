@@ -224,3 +224,10 @@ async def test_routes_are_also_under_api(client):
         entry = await (await client.get(f"/api/history/{answer['prompt_id']}")).json()
     assert "Show" in await (await client.get("/api/object_info")).json()
     assert set(await (await client.get("/api/queue")).json()) == {"queue_running", "queue_pending"}
+
+
+async def test_socket_types_carry_the_registered_colours(client):
+    response = await client.get("/socket_types")
+    assert response.status == 200
+    types = await response.json()
+    assert types["NUMBER"]["color"] == "#88cc88"  # as tests/engine/testing_pack.py registers it
