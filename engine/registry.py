@@ -58,10 +58,21 @@ class Registry:
     node_pack: dict[str, str] = field(default_factory=dict)
     problems: list[PackProblem] = field(default_factory=list)
     web_directories: dict[str, str] = field(default_factory=dict)
+    implicit_types: set[str] = field(default_factory=set)
 
-    def register_type(self, socket_type: SocketType) -> None:
-        """Adds a socket type; re-registering the same name keeps the first definition."""
-        self.types.setdefault(socket_type.name, socket_type)
+    def register_type(self, socket_type: SocketType, implicit: bool = False) -> None:
+        """Adds a socket type; the first explicit definition of a name wins over later ones.
+
+        Types that ComfyUI-classic nodes merely mention are added implicitly, with a default colour,
+        and a pack that registers the type explicitly later replaces them.
+        """
+        name = socket_type.name
+        if name in self.types and name not in self.implicit_types:
+            return
+        if implicit and name in self.types:
+            return
+        self.types[name] = socket_type
+        (self.implicit_types.add if implicit else self.implicit_types.discard)(name)
 
     def add(self, spec: NodeSpec, pack: str = "builtin", strict_types: bool = True) -> bool:
         """Adds a node spec; returns False (and records the problem) on a conflict or unknown type."""
@@ -77,7 +88,7 @@ class Registry:
                                                    f"in the pack's SOCKET_TYPES", spec.name))
             return False
         for t in unknown:
-            self.register_type(SocketType(name=t))
+            self.register_type(SocketType(name=t), implicit=True)
         self.nodes[spec.name] = spec
         self.node_pack[spec.name] = pack
         return True
