@@ -7,6 +7,7 @@ node ends the run with `execution_error`; everything cached before it stays vali
 
 from __future__ import annotations
 
+import inspect
 import time
 import traceback
 import uuid
@@ -96,10 +97,13 @@ class _Run:
         self.consumers: dict[str, int] = {}
 
     def _fingerprint(self, inst: NodeInstance) -> Any:
-        if inst.spec.fingerprint is None:
+        fingerprint = inst.spec.fingerprint
+        if fingerprint is None:
             return None
+        # A fingerprint that names a `config` parameter gets the run's Config (to find its files).
+        extra = {"config": self.executor.config} if "config" in inspect.signature(fingerprint).parameters else {}
         try:
-            return inst.spec.fingerprint(**inst.literals)
+            return fingerprint(**inst.literals, **extra)
         except Exception:  # noqa: BLE001 - an unreadable external state is re-checked by running the node
             return ALWAYS_RUN
 

@@ -96,8 +96,9 @@ def node(name: str | None = None, *, display_name: str | None = None, category: 
     """Declares a function as a node type; the registry finds it when it loads the module.
 
     `returns` lists output types, or (type, name) pairs. `fingerprint(**widget_values)` returns a
-    value that changes when external state changes (a file's size and mtime); `always_run=True`
-    re-runs the node on every run (side effects that must repeat).
+    value that changes when external state changes (a file's size and mtime); one with a `config`
+    parameter also gets the run's Config (to find the file). `always_run=True` re-runs the node on
+    every run (side effects that must repeat).
     """
 
     def decorate(fn: Callable) -> Callable:

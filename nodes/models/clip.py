@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Mapping, NamedTuple
+from typing import Collection, Mapping, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -242,46 +242,55 @@ _OPENCLIP_BLOCK = re.compile(r"transformer\.resblocks\.(\d+)\.(.+)\.(weight|bias
 _OPENCLIP_IN_PROJ = re.compile(r"transformer\.resblocks\.(\d+)\.attn\.in_proj_(weight|bias)")
 
 
-def openclip_to_transformers(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Renames an OpenCLIP text tower (keys without their checkpoint prefix) to our layout.
+def is_openclip(keys: Collection[str]) -> bool:
+    """Whether a stored text encoder (keys without their checkpoint prefix) is in OpenCLIP's layout."""
+    return "token_embedding.weight" in keys
 
-    The fused attention input projection is split into q/k/v and `text_projection`, which
-    OpenCLIP applies as `x @ P`, is transposed into a Linear weight. Tensors are views, not copies.
+
+def openclip_entries(key: str, value: Tensor) -> list[tuple[str, Tensor]]:
+    """One tensor of an OpenCLIP text tower as (name, tensor) pairs of our layout (views, not copies).
+
+    The fused attention input projection becomes q/k/v, and `text_projection`, which OpenCLIP
+    applies as `x @ P`, is transposed into a Linear weight; unused parts give nothing.
     """
-    out = {}
-    for key, value in state_dict.items():
-        if key in _OPENCLIP_UNUSED:
-            continue
-        if key in _OPENCLIP_NAMES:
-            out[_OPENCLIP_NAMES[key]] = value
-        elif key == "text_projection":
-            out["text_projection.weight"] = value.t()
-        elif match := _OPENCLIP_IN_PROJ.fullmatch(key):
-            block, kind = match.groups()
-            for name, part in zip("qkv", value.chunk(3)):
-                out[f"text_model.encoder.layers.{block}.self_attn.{name}_proj.{kind}"] = part
-        elif (match := _OPENCLIP_BLOCK.fullmatch(key)) and match[2] in _OPENCLIP_BLOCK_NAMES:
-            block, name, kind = match.groups()
-            out[f"text_model.encoder.layers.{block}.{_OPENCLIP_BLOCK_NAMES[name]}.{kind}"] = value
-        else:
-            raise ValueError(f"unexpected key in an OpenCLIP text encoder: {key!r}")
-    return out
+    if key in _OPENCLIP_UNUSED:
+        return []
+    if key in _OPENCLIP_NAMES:
+        return [(_OPENCLIP_NAMES[key], value)]
+    if key == "text_projection":
+        return [("text_projection.weight", value.t())]
+    if match := _OPENCLIP_IN_PROJ.fullmatch(key):
+        block, kind = match.groups()
+        return [(f"text_model.encoder.layers.{block}.self_attn.{name}_proj.{kind}", part)
+                for name, part in zip("qkv", value.chunk(3))]
+    if (match := _OPENCLIP_BLOCK.fullmatch(key)) and match[2] in _OPENCLIP_BLOCK_NAMES:
+        block, name, kind = match.groups()
+        return [(f"text_model.encoder.layers.{block}.{_OPENCLIP_BLOCK_NAMES[name]}.{kind}", value)]
+    raise ValueError(f"unexpected key in an OpenCLIP text encoder: {key!r}")
+
+
+def canonical_entries(key: str, value: Tensor, openclip: bool) -> list[tuple[str, Tensor]]:
+    """One stored tensor of a text encoder as (name, tensor) pairs of our layout.
+
+    `openclip` (see `is_openclip`) picks the layout. The transformers layout may lack the
+    `text_model.` level (early SD1 checkpoints); the `position_ids` buffer and `logit_scale`
+    that some files carry are dropped.
+    """
+    if openclip:
+        return openclip_entries(key, value)
+    if key.endswith("position_ids") or key == "logit_scale":
+        return []
+    if not key.startswith(("text_model.", "text_projection")):
+        key = "text_model." + key
+    return [(key, value)]
+
+
+def openclip_to_transformers(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Renames an OpenCLIP text tower (keys without their checkpoint prefix) to our layout."""
+    return dict(pair for key, value in state_dict.items() for pair in openclip_entries(key, value))
 
 
 def canonical_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Any stored CLIP text encoder (keys without their checkpoint prefix) in our layout.
-
-    Accepts the OpenCLIP layout, the transformers layout, and the older transformers layout
-    without `text_model.` (early SD1 checkpoints); drops the `position_ids` buffer and
-    `logit_scale` that some files carry.
-    """
-    if "token_embedding.weight" in state_dict:
-        return openclip_to_transformers(state_dict)
-    out = {}
-    for key, value in state_dict.items():
-        if key.endswith("position_ids") or key == "logit_scale":
-            continue
-        if not key.startswith(("text_model.", "text_projection")):
-            key = "text_model." + key
-        out[key] = value
-    return out
+    """Any stored CLIP text encoder (keys without their checkpoint prefix) in our layout."""
+    openclip = is_openclip(state_dict)
+    return dict(pair for key, value in state_dict.items() for pair in canonical_entries(key, value, openclip))

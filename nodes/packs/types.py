@@ -15,3 +15,5 @@ SOCKET_TYPES = [
     SocketType(name="NOISE", color="#b0b0b0", description="a seeded initial-noise generator"),
     SocketType(name="GUIDER", color="#66ffff", description="a model with its conditioning and guidance"),
 ]
+
+MAX_RESOLUTION = 16384  # the largest image side a size widget accepts (ComfyUI's nodes.MAX_RESOLUTION)

@@ -10,7 +10,9 @@ names and meanings:
 - `start_percent` / `end_percent`: the part of the run in which the entry is active.
 Which tensors the model receives is model-specific, so an `encode(cond_tensor, options)` function
 turns an entry into the model's keyword inputs; the default gives only `c_crossattn` (SD1/SD2),
-an SDXL encoder adds `y` from `pooled_output` and the size options.
+an SDXL encoder adds `y` from `pooled_output` and the size options. Besides the entry's own
+options, `encode` sees `latent_size` (h, w of the latent being sampled) and `prompt_type`
+("positive" or "negative"), which ComfyUI's size and aesthetic-score defaults depend on.
 
 The conditioned model is a denoiser in the samplers' convention whose extra arguments are those
 inputs: `model(x, sigma, **inputs) -> x0`, with every input batched along dim 0 like x (a
@@ -77,14 +79,16 @@ class Condition:
 
 def resolve_conditioning(conditioning: Conditioning, latent_shape: Sequence[int],
                          encode: ConditionEncoder = crossattn_inputs,
-                         percent_to_sigma: Callable[[float], float] | None = None) -> list[Condition]:
+                         percent_to_sigma: Callable[[float], float] | None = None,
+                         prompt_type: str = "positive") -> list[Condition]:
     """Resolves every entry's area, mask, weight and sigma range for a latent [B, C, H, W]."""
     size = (int(latent_shape[-2]), int(latent_shape[-1]))
-    return [_resolve_entry(cond, options, size, encode, percent_to_sigma) for cond, options in conditioning]
+    return [_resolve_entry(cond, options, size, encode, percent_to_sigma, prompt_type)
+            for cond, options in conditioning]
 
 
 def _resolve_entry(cond: Tensor, options: dict[str, Any], size: tuple[int, int], encode: ConditionEncoder,
-                   percent_to_sigma: Callable[[float], float] | None) -> Condition:
+                   percent_to_sigma: Callable[[float], float] | None, prompt_type: str) -> Condition:
     mask = _latent_mask(options["mask"], size) if options.get("mask") is not None else None
     area = _resolve_area(options, mask, size)
     strength = float(options.get("strength", 1.0))
@@ -98,7 +102,8 @@ def _resolve_entry(cond: Tensor, options: dict[str, Any], size: tuple[int, int],
     else:
         weight = strength
     sigma_start, sigma_end = _sigma_range(options, percent_to_sigma)
-    return Condition(encode(cond, options), area, weight, sigma_start, sigma_end)
+    inputs = encode(cond, {"latent_size": size, "prompt_type": prompt_type, **options})
+    return Condition(inputs, area, weight, sigma_start, sigma_end)
 
 
 def _latent_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:
@@ -353,7 +358,8 @@ def guided_denoiser(model: ConditionedModel, positive: Conditioning, negative: C
 
     `percent_to_sigma` (a ModelSampling's) resolves start/end percents; `encode` builds model inputs.
     """
-    def resolve(conditioning: Conditioning) -> list[Condition]:
-        return resolve_conditioning(conditioning, latent_shape, encode, percent_to_sigma)
+    def resolve(conditioning: Conditioning, prompt_type: str) -> list[Condition]:
+        return resolve_conditioning(conditioning, latent_shape, encode, percent_to_sigma, prompt_type)
 
-    return GuidedDenoiser(model, resolve(positive), None if negative is None else resolve(negative), cfg)
+    return GuidedDenoiser(model, resolve(positive, "positive"),
+                          None if negative is None else resolve(negative, "negative"), cfg)

@@ -1,0 +1,97 @@
+"""The model stack on the CPU: load time and peak memory, UNet step time, VAE decode time (prints numbers).
+
+    python benchmarks/models.py [--checkpoint FILE.safetensors] [--repeats 2]
+
+Without --checkpoint it writes a random SD 1.5 checkpoint (full size, fp16; tools/make_random_checkpoint.py)
+to a temporary folder first. Measured:
+- loading it as CheckpointLoaderSimple does: seconds, and the growth of peak RSS against the size of the
+  loaded weights (fp32 on the CPU: twice the fp16 file);
+- one UNet step as KSampler runs it with CFG (a batch of 2: conditioned and unconditioned) at 256x256
+  and 512x512, in float32 and in bfloat16;
+- decoding one 512x512 image with the VAE (float32).
+Times are the median of --repeats runs after one warm-up run. On cores shared with other work, run
+with OMP_WAIT_POLICY=PASSIVE: OpenMP threads spin-waiting for a busy sibling slow small operations
+down several times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from sigmagraph.engine import Config
+from sigmagraph.nodes.models.loading import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def memory_mib(field: str) -> float:
+    """VmRSS or VmHWM of this process in MiB (Linux)."""
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return int(status[field].split()[0]) / 1024
+
+
+def timed(fn: Callable[[], object], repeats: int) -> float:
+    """Median seconds of `repeats` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def random_checkpoint(folder: Path) -> Path:
+    """A random SD 1.5 checkpoint, written by another process so this one's peak memory is the load's alone."""
+    path = folder / "random-sd15.safetensors"
+    subprocess.run([sys.executable, str(ROOT / "tools" / "make_random_checkpoint.py"), "sd15", str(path)], check=True,
+                   stdout=subprocess.DEVNULL)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path, help="an SD 1.5 .safetensors file (default: a random one)")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = args.checkpoint or random_checkpoint(Path(folder))
+        print(f"checkpoint {path.name}: {path.stat().st_size / 2**30:.2f} GiB on disk")
+        Path("/proc/self/clear_refs").write_text("5")  # peak RSS := current RSS
+        before = memory_mib("VmRSS")
+        start = time.perf_counter()
+        model, clip, vae = load_checkpoint(path, path.name, Config(device="cpu", dtype="fp32"))
+        seconds = time.perf_counter() - start
+        weights = sum(part.managed.nbytes for part in (model.network, *clip.parts, vae.handle)) / 2**20
+        growth = memory_mib("VmHWM") - before
+        print(f"load ({model.family}): {seconds:.1f} s; peak RSS grew {growth:.0f} MiB for {weights:.0f} MiB of "
+              f"fp32 weights ({growth / weights:.3f}x)")
+
+    network = model.network
+    unet = network.use()
+    context = torch.randn(2, 77, 768)
+    with torch.inference_mode():
+        for dtype in (torch.float32, torch.bfloat16):
+            unet.to(dtype)
+            for size in (256, 512):
+                latent = torch.randn(2, 4, size // 8, size // 8)
+                step = timed(lambda: network(latent, torch.tensor([500.0, 500.0]), context), args.repeats)
+                print(f"UNet step, CFG batch of 2, {size}x{size}, {str(dtype).removeprefix('torch.')}: {step:.2f} s")
+        unet.to(torch.float32)
+        latent = torch.randn(1, 4, 64, 64)
+        print(f"VAE decode 512x512, float32: {timed(lambda: vae.decode(latent), args.repeats):.2f} s")
+
+
+if __name__ == "__main__":
+    main()

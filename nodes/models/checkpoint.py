@@ -1,0 +1,247 @@
+"""Reading weights from model files: safetensors tensor by tensor, legacy pickles only as plain tensors.
+
+    path = model_path(config.models_dir, "checkpoints", "v1-5.safetensors")
+    with open_checkpoint(path, "v1-5.safetensors") as checkpoint:
+        checkpoint.shape("model.diffusion_model.input_blocks.0.0.weight")
+        copy_weights(unet, checkpoint.items("model.diffusion_model."), "v1-5.safetensors (UNet)")
+
+Memory. A module is built without initialisation (`module_init.empty_module`) in its final dtype,
+then each stored tensor is read into a short-lived buffer, cast into its parameter and dropped:
+loading peaks at the module plus its largest tensor. safetensors' own `get_tensor` returns views
+of a private memory map whose pages stay resident, and count in the process's RSS, until the
+file is closed — a second copy of the file beside the model — so `safe_open` validates the file
+and reads its metadata, and the data is read with plain file reads at the header's offsets.
+
+Safety. `.ckpt/.pt/.pth/.bin` files are pickles; they are read only through
+`torch.load(weights_only=True)`, which refuses any object that is not a tensor, a container or a
+number (a pickled class instance, a function call), so opening a file never runs its code.
+Every failure — missing, truncated, corrupt or unsafe file — is a `CheckpointError` naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import re
+import struct
+import zipfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import torch
+from safetensors import SafetensorError, safe_open
+from torch import Tensor, nn
+
+from sigmagraph.engine.paths import UnsafePath, safe_join
+
+log = logging.getLogger(__name__)
+
+SAFETENSORS_EXTENSIONS = (".safetensors", ".sft")
+PICKLE_EXTENSIONS = (".ckpt", ".pt", ".pth", ".bin")
+MODEL_EXTENSIONS = SAFETENSORS_EXTENSIONS + PICKLE_EXTENSIONS
+
+# safetensors' dtype names (https://github.com/huggingface/safetensors, "Format").
+SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
+}
+
+
+class CheckpointError(ValueError):
+    """A model file that cannot be used; the message names the file and what is wrong."""
+
+
+def model_path(models_dir: Path | str, folder: str, name: str) -> Path:
+    """The file `name` inside `models_dir/folder`, refusing names that lead outside that folder."""
+    try:
+        path = safe_join(Path(models_dir) / folder, name)
+    except UnsafePath as error:
+        raise CheckpointError(f"{name!r} is not a file inside models/{folder}: {error}") from None
+    if not path.is_file():
+        raise CheckpointError(f"{name!r} not found in models/{folder} ({Path(models_dir) / folder})")
+    return path
+
+
+class Checkpoint(ABC):
+    """The tensors of one model file by key, read on demand; close it (or use `with`) when done."""
+
+    def __init__(self, name: str, metadata: dict[str, str]):
+        self.name = name
+        self.metadata = metadata
+
+    @abstractmethod
+    def keys(self) -> list[str]:
+        """Every tensor key, in file order."""
+
+    @abstractmethod
+    def shape(self, key: str) -> tuple[int, ...]:
+        """The shape of a tensor, without reading it."""
+
+    @abstractmethod
+    def read(self, key: str) -> Tensor:
+        """A tensor as stored (dtype and values), in memory of its own."""
+
+    @abstractmethod
+    def __contains__(self, key: str) -> bool: ...
+
+    def close(self) -> None:
+        """Releases the file."""
+
+    def keys_under(self, prefix: str) -> list[str]:
+        """The keys starting with `prefix`, with the prefix removed."""
+        return [key[len(prefix):] for key in self.keys() if key.startswith(prefix)]
+
+    def items(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        """(key without prefix, tensor) for every key under `prefix`, each read when reached."""
+        for key in self.keys():
+            if key.startswith(prefix):
+                yield key[len(prefix):], self.read(key)
+
+    def __enter__(self) -> "Checkpoint":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class SafetensorsCheckpoint(Checkpoint):
+    """A .safetensors file: the header validated by safe_open, tensors read with plain file reads."""
+
+    def __init__(self, path: Path, name: str):
+        try:
+            with safe_open(str(path), framework="pt") as handle:  # validates header, offsets and size
+                metadata = handle.metadata() or {}
+        except SafetensorError as error:
+            raise CheckpointError(f"{name}: not a valid safetensors file (truncated or corrupt: {error})") from None
+        super().__init__(name, metadata)
+        self._file = open(path, "rb")
+        (header_size,) = struct.unpack("<Q", self._file.read(8))
+        header = json.loads(self._file.read(header_size))
+        header.pop("__metadata__", None)
+        self._entries: dict[str, dict[str, Any]] = header
+        self._data_start = 8 + header_size
+
+    def keys(self) -> list[str]:
+        return list(self._entries)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._entries
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return tuple(self._entries[key]["shape"])
+
+    def read(self, key: str) -> Tensor:
+        entry = self._entries[key]
+        dtype = SAFETENSORS_DTYPES.get(entry["dtype"])
+        if dtype is None:
+            raise CheckpointError(f"{self.name}: tensor {key!r} has the unsupported dtype {entry['dtype']}")
+        begin, end = entry["data_offsets"]
+        buffer = torch.empty(end - begin, dtype=torch.uint8)
+        self._file.seek(self._data_start + begin)
+        if end > begin and self._file.readinto(buffer.numpy()) != end - begin:
+            raise CheckpointError(f"{self.name}: the file ends inside tensor {key!r} (truncated while in use?)")
+        return buffer.view(dtype).reshape(entry["shape"])
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class PickleCheckpoint(Checkpoint):
+    """A torch.save file, unpickled with weights_only=True (tensors memory-mapped when the format allows)."""
+
+    def __init__(self, path: Path, name: str):
+        try:
+            # mmap needs the zip format of torch >= 1.6; older files are read into memory.
+            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        except pickle.UnpicklingError as error:
+            raise CheckpointError(f"{name}: refusing to load it: the file holds Python objects other than "
+                                  f"tensors ({_unpickler_reason(error)}); only plain tensor checkpoints are "
+                                  f"read, convert it to .safetensors with a tool you trust") from None
+        except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
+            # torch's first sentence says what failed; the rest is advice about torch.load.
+            reason = str(error).split(". ")[0] or type(error).__name__
+            raise CheckpointError(f"{name}: not a readable checkpoint (truncated or corrupt: {reason})") from None
+        # Lightning checkpoints nest the weights under "state_dict" beside training state.
+        if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+            loaded = loaded["state_dict"]
+        if not isinstance(loaded, dict):
+            raise CheckpointError(f"{name}: holds a {type(loaded).__name__}, not a dictionary of tensors")
+        super().__init__(name, {})
+        self._tensors = {key: value for key, value in loaded.items() if isinstance(value, Tensor)}
+        if not self._tensors:
+            raise CheckpointError(f"{name}: holds no tensors")
+
+    def keys(self) -> list[str]:
+        return list(self._tensors)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._tensors
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return tuple(self._tensors[key].shape)
+
+    def read(self, key: str) -> Tensor:
+        return self._tensors[key]
+
+    def close(self) -> None:
+        self._tensors = {}
+
+
+def _unpickler_reason(error: Exception) -> str:
+    """What torch's weights-only unpickler refused, e.g. "it refers to posix.system"."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(error))
+    return f"it refers to {found[1]}" if found else str(error).splitlines()[0]
+
+
+def open_checkpoint(path: Path | str, name: str | None = None) -> Checkpoint:
+    """Opens a model file by its extension; `name` (default: the file name) is used in errors."""
+    path = Path(path)
+    name = name or path.name
+    if not path.is_file():
+        raise CheckpointError(f"{name}: no such file")
+    suffix = path.suffix.lower()
+    if suffix in SAFETENSORS_EXTENSIONS:
+        return SafetensorsCheckpoint(path, name)
+    if suffix in PICKLE_EXTENSIONS:
+        return PickleCheckpoint(path, name)
+    raise CheckpointError(f"{name}: unknown model file type {suffix!r}; expected one of {', '.join(MODEL_EXTENSIONS)}")
+
+
+@torch.no_grad()
+def copy_weights(module: nn.Module, tensors: Iterable[tuple[str, Tensor]], source: str) -> None:
+    """Copies each (name, tensor) into the module's parameter or buffer of that name, casting as it goes.
+
+    Every parameter must be given, with its shape (a CheckpointError naming `source` otherwise);
+    a 1x1 convolution stored as a Linear weight or the reverse, as conversions from diffusers
+    leave them, is reshaped. Names the module does not have are logged and skipped.
+    """
+    targets = module.state_dict(keep_vars=True)
+    missing = set(targets)
+    unexpected = []
+    for name, tensor in tensors:
+        target = targets.get(name)
+        if target is None:
+            unexpected.append(name)
+            continue
+        if tensor.shape != target.shape:
+            if _without_unit_dims(tensor.shape) != _without_unit_dims(target.shape):
+                raise CheckpointError(f"{source}: {name} has shape {tuple(tensor.shape)} but this model's is "
+                                      f"{tuple(target.shape)}")
+            tensor = tensor.reshape(target.shape)
+        target.copy_(tensor)
+        missing.discard(name)
+    if missing:
+        raise CheckpointError(f"{source}: {len(missing)} weight(s) missing, e.g. {', '.join(sorted(missing)[:3])}")
+    if unexpected:
+        log.warning("%s: ignored %d unexpected weight(s), e.g. %s", source, len(unexpected), ", ".join(unexpected[:3]))
+
+
+def _without_unit_dims(shape: torch.Size) -> tuple[int, ...]:
+    """A shape without its trailing 1s: [512, 512, 1, 1] and [512, 512] hold the same 1x1 kernel."""
+    dims = list(shape)
+    while len(dims) > 2 and dims[-1] == 1:
+        dims.pop()
+    return tuple(dims)

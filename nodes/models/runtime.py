@@ -1,0 +1,196 @@
+"""The values behind the MODEL, CLIP and VAE sockets for Stable Diffusion models.
+
+Each holds `ModuleHandle`s (manager.py): shared weights plus this value's own patches, readied on
+the compute device when used. Values are immutable; CLIPSetLastLayer and LoRA return new ones
+that share the weights, so a cached value is never changed under another branch of a workflow.
+
+Conventions (as ComfyUI): CONDITIONING tensors and LATENTs live on the CPU in float32; a LATENT
+holds the autoencoder's latent unscaled (the MODEL's latent format scales it for sampling);
+networks compute in their weights' dtype and hand float32 back.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping, TypeVar
+
+import torch
+from torch import Tensor
+
+from ..diffusion_model import DiffusionModel
+from ..sampling.guidance import Conditioning
+from ..sampling.model_sampling import Prediction, discrete_model_sampling
+from .checkpoint import CheckpointError
+from .clip import encode as encode_windows
+from .families import ModelFamily, TextEncoderSlot
+from .lora import LoraLayer, LoraPatch, match_lora, text_encoder_aliases, unet_aliases
+from .manager import ManagedModule, ModuleHandle
+from .tokenizer import CLIPTokenizer, TokenWindows
+from .vae import image_from_pixels, pixels_from_image
+
+log = logging.getLogger(__name__)
+H = TypeVar("H", bound=ModuleHandle)
+
+Progress = Callable[[int, int], None]
+
+
+class UNetNetwork(ModuleHandle):
+    """A MODEL's network `net(x, timestep, c_crossattn, y)`: the UNet in its weights' dtype, float32 out."""
+
+    def __call__(self, x: Tensor, timestep: Tensor, c_crossattn: Tensor | None = None,
+                 y: Tensor | None = None) -> Tensor:
+        unet = self.use()
+        device, dtype = self.device, self.dtype
+
+        def cast(value: Tensor | None) -> Tensor | None:
+            return None if value is None else value.to(device=device, dtype=dtype)
+
+        return unet(cast(x), timestep.to(device), cast(c_crossattn), cast(y)).float()
+
+    def prepare(self) -> None:
+        """Readies the weights (device, patches) before sampling."""
+        self.use()
+
+
+def diffusion_model(family: ModelFamily, network: UNetNetwork, prediction: Prediction | None = None) -> DiffusionModel:
+    """The MODEL of a family's UNet; `prediction` overrides the family's (e.g. a v-prediction SD1 fine-tune)."""
+    return DiffusionModel(network, discrete_model_sampling(prediction or family.prediction), family.latent_format,
+                          family.condition_inputs, family.name, network.prepare)
+
+
+class TextEncoder(ModuleHandle):
+    """One text encoder of a CLIP: its weights (a handle), its slot in the family and its tokenizer."""
+
+    def __init__(self, managed: ManagedModule, slot: TextEncoderSlot, tokenizer: CLIPTokenizer):
+        super().__init__(managed)
+        self.slot = slot
+        self.tokenizer = tokenizer
+
+
+@dataclass(frozen=True, eq=False)
+class CLIP:
+    """A CLIP: the text encoders of a family, whose outputs are joined along the features.
+
+    `layer` is CLIPSetLastLayer's choice for every encoder (None: each encoder's own setting).
+    """
+
+    parts: tuple[TextEncoder, ...]
+    family: str
+    layer: int | None = None
+
+    def tokenize(self, text: str) -> dict[str, TokenWindows]:
+        """Each encoder's 77-token windows of a (weighted) prompt, by slot name."""
+        return {part.slot.name: part.tokenizer.tokenize_with_weights(text) for part in self.parts}
+
+    def encode_tokens(self, tokens: dict[str, TokenWindows]) -> tuple[Tensor, Tensor]:
+        """(cond [1, 77k, sum of widths], pooled [1, …] of the last encoder), float32 on the CPU.
+
+        Encoders joined along the features are cut to their shortest token count, as ComfyUI's
+        SDXL does; prompts tokenized together always have equal counts.
+        """
+        outputs = []
+        for part in self.parts:
+            settings = part.slot.settings if self.layer is None else replace(part.slot.settings, layer=self.layer)
+            outputs.append(encode_windows(part.use(), tokens[part.slot.name], settings))
+        length = min(cond.shape[1] for cond, _ in outputs)
+        cond = torch.cat([cond[:, :length] for cond, _ in outputs], dim=-1)
+        return cond.cpu(), outputs[-1][1].cpu()
+
+    def encode(self, text: str, **options: Any) -> Conditioning:
+        """CLIPTextEncode: a prompt as CONDITIONING, with the pooled output and `options` in its dict."""
+        cond, pooled = self.encode_tokens(self.tokenize(text))
+        return [[cond, {"pooled_output": pooled, **options}]]
+
+    def with_last_layer(self, layer: int) -> "CLIP":
+        """CLIPSetLastLayer: every encoder's output taken after block `layer` (-1 the last)."""
+        return replace(self, layer=layer)
+
+
+def padded_windows(windows: TokenWindows, count: int, tokenizer: CLIPTokenizer) -> TokenWindows:
+    """The windows followed by windows of the empty prompt up to `count` (how ComfyUI evens SDXL's L and G)."""
+    empty = tokenizer.tokenize_with_weights("")
+    extra = count - len(windows.ids)
+    return TokenWindows(windows.ids + empty.ids * extra, windows.weights + empty.weights * extra, windows.pad_token)
+
+
+@dataclass(frozen=True, eq=False)
+class VAE:
+    """A KL autoencoder between IMAGE [B, H, W, C] in 0..1 and unscaled LATENT samples [B, 4, H/8, W/8]."""
+
+    handle: ModuleHandle
+
+    @property
+    def downscale(self) -> int:
+        """Image pixels per latent pixel."""
+        return self.handle.managed.module.config.downscale
+
+    @torch.inference_mode()
+    def encode(self, image: Tensor) -> Tensor:
+        """Latent means of an image batch (RGB only, centre-cropped to a multiple of 8), one image at a time."""
+        vae = self.handle.use()
+        pixels = pixels_from_image(image[..., :3].float())
+        return torch.cat([vae.encode(self._cast(item[None])).float().cpu() for item in pixels])
+
+    @torch.inference_mode()
+    def decode(self, latent: Tensor) -> Tensor:
+        """The images of a latent batch, one at a time so memory stays that of one image."""
+        vae = self.handle.use()
+        return torch.cat([image_from_pixels(vae.decode(self._cast(item[None])).float()).cpu() for item in latent])
+
+    @torch.inference_mode()
+    def encode_tiled(self, image: Tensor, tile_size: int, overlap: int, progress: Progress | None = None) -> Tensor:
+        """`encode` in overlapping tiles of `tile_size` pixels (bounded memory for large images)."""
+        vae = self.handle.use()
+        pixels = self._cast(pixels_from_image(image[..., :3].float()))
+        return vae.encode_tiled(pixels, tile_size, overlap, progress).float().cpu()
+
+    @torch.inference_mode()
+    def decode_tiled(self, latent: Tensor, tile_size: int, overlap: int, progress: Progress | None = None) -> Tensor:
+        """`decode` in overlapping tiles of `tile_size` pixels (bounded memory for large images)."""
+        vae = self.handle.use()
+        return image_from_pixels(vae.decode_tiled(self._cast(latent), tile_size, overlap, progress).float()).cpu()
+
+    def _cast(self, tensor: Tensor) -> Tensor:
+        return tensor.to(device=self.handle.device, dtype=self.handle.dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# LoRA
+
+
+def apply_lora(layers: Mapping[str, LoraLayer], source: str, model: DiffusionModel | None = None,
+               strength_model: float = 0.0, clip: CLIP | None = None,
+               strength_clip: float = 0.0) -> tuple[DiffusionModel | None, CLIP | None]:
+    """The MODEL and CLIP with a LoRA's layers at their strengths: new values sharing the weights.
+
+    A value with strength 0 (or None) comes back as it is. A LoRA none of whose layers fits the
+    given model or CLIP was made for another model: an error naming `source`. Layers that fit
+    nothing here are logged.
+    """
+    matched: set[str] = set()
+
+    def patched(handle: H, aliases: dict[str, str], strength: float) -> H:
+        matched.update(layers.keys() & aliases.keys())
+        if strength == 0:
+            return handle
+        adapter = match_lora(layers, aliases, handle.managed.module, source)
+        return handle.with_patches(LoraPatch(adapter, strength)) if adapter.layers else handle
+
+    if model is not None:
+        if not isinstance(model.network, UNetNetwork):
+            raise CheckpointError(f"{source}: this MODEL ({model.family}) has no UNet weights a LoRA can patch")
+        network = patched(model.network, unet_aliases(model.network.managed.module), strength_model)
+        if network is not model.network:
+            model = replace(model, network=network, prepare=network.prepare)
+    if clip is not None:
+        clip = replace(clip, parts=tuple(
+            patched(part, text_encoder_aliases(part.managed.module, part.slot.lora_prefixes), strength_clip)
+            for part in clip.parts))
+    if not matched:
+        raise CheckpointError(f"{source}: none of its {len(layers)} layers fits this model "
+                              f"(e.g. {', '.join(list(layers)[:3])}); it was made for another model family")
+    if len(matched) < len(layers):
+        log.info("%s: %d of %d layers fit nothing here (e.g. %s)", source, len(layers) - len(matched), len(layers),
+                 next(name for name in layers if name not in matched))
+    return model, clip

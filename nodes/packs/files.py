@@ -1,0 +1,57 @@
+"""Choices and fingerprints for nodes that read files from the models and input folders.
+
+Choices are computed per catalogue (files appear without a restart). Fingerprints make a node
+re-run when its file changes: size and modification time for model files (hashing gigabytes on
+every run would cost seconds), the SHA-256 of the content for input files (as ComfyUI).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Callable
+
+from sigmagraph.engine import Config
+from sigmagraph.engine.paths import list_files, safe_join
+
+from ..models.checkpoint import MODEL_EXTENSIONS, model_path
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def model_files(folder: str) -> Callable[[Config | None], list[str]]:
+    """A Combo's choices: the model files under models/<folder>."""
+    def choices(config: Config | None = None) -> list[str]:
+        return list_files(Path((config or Config()).models_dir) / folder, MODEL_EXTENSIONS)
+    return choices
+
+
+def input_files(extensions: tuple[str, ...]) -> Callable[[Config | None], list[str]]:
+    """A Combo's choices: the files with these extensions under the input folder."""
+    def choices(config: Config | None = None) -> list[str]:
+        return list_files((config or Config()).input_dir, extensions)
+    return choices
+
+
+def model_file_fingerprint(folder: str, *inputs: str) -> Callable[..., Any]:
+    """A node fingerprint: [size, mtime] of the model files named by the given inputs."""
+    def fingerprint(config: Config, **values: Any) -> list[list[int]]:
+        stats = [model_path(config.models_dir, folder, values[name]).stat() for name in inputs]
+        return [[stat.st_size, stat.st_mtime_ns] for stat in stats]
+    return fingerprint
+
+
+def input_path(config: Config, name: str) -> Path:
+    """A file of the input folder, refusing names that lead outside it."""
+    path = safe_join(config.input_dir, name)
+    if not path.is_file():
+        raise FileNotFoundError(f"{name!r} not found in the input folder ({config.input_dir})")
+    return path
+
+
+def input_file_fingerprint(input_name: str) -> Callable[..., Any]:
+    """A node fingerprint: the SHA-256 of the input file named by `input_name`."""
+    def fingerprint(config: Config, **values: Any) -> str:
+        with open(input_path(config, values[input_name]), "rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
+    return fingerprint

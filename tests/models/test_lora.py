@@ -1,0 +1,136 @@
+"""LoRA: exact weight deltas, bitwise unpatching, the key layouts of kohya and diffusers/PEFT, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from conftest import small_model, small_sdxl_clip
+from sigmagraph.nodes.models.checkpoint import CheckpointError, open_checkpoint
+from sigmagraph.nodes.models.lora import read_lora
+from sigmagraph.nodes.models.runtime import apply_lora
+
+LINEAR = "input_blocks.1.1.transformer_blocks.0.attn2.to_k"  # Linear(context 64 -> 32)
+CONV = "input_blocks.1.0.in_layers.2"  # the first ResBlock's 3x3 Conv2d(32 -> 32)
+LINEAR_NAMES = {  # one layer as each tool names it, with its (up, down) key suffixes
+    "kohya, diffusers blocks": ("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k",
+                                ".lora_up.weight", ".lora_down.weight"),
+    "kohya, original blocks": ("lora_unet_input_blocks_1_1_transformer_blocks_0_attn2_to_k",
+                               ".lora_up.weight", ".lora_down.weight"),
+    "PEFT": ("unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k", ".lora_B.weight", ".lora_A.weight"),
+    "diffusers layers": ("unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k",
+                         ".lora.up.weight", ".lora.down.weight"),
+    "diffusers processors": ("unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.processor.to_k",
+                             "_lora.up.weight", "_lora.down.weight"),
+}
+
+
+def write_lora(path, layers: dict[str, tuple[str, str, torch.Tensor, torch.Tensor, float | None]]) -> None:
+    tensors = {}
+    for name, up_suffix, down_suffix, up, down, alpha in layers.values():
+        tensors[name + up_suffix], tensors[name + down_suffix] = up, down
+        if alpha is not None:
+            tensors[name + ".alpha"] = torch.tensor(alpha)
+    save_file(tensors, str(path))
+
+
+def read(path):
+    with open_checkpoint(path) as checkpoint:
+        return read_lora(checkpoint)
+
+
+@pytest.fixture
+def factors():
+    generator = torch.Generator().manual_seed(7)
+    rank = 4
+    return {
+        "linear": (torch.randn(32, rank, generator=generator), torch.randn(rank, 64, generator=generator)),
+        # LoCon: a 3x3 down convolution into the rank, a 1x1 up convolution out of it.
+        "conv": (torch.randn(32, rank, 1, 1, generator=generator), torch.randn(rank, 32, 3, 3, generator=generator)),
+    }
+
+
+def test_a_lora_changes_outputs_by_exactly_its_scaled_low_rank_product(tmp_path, factors):
+    model, unet, _ = small_model()
+    alpha, strength = 2.0, 0.7
+    (up, down), (conv_up, conv_down) = factors["linear"], factors["conv"]
+    write_lora(tmp_path / "lora.safetensors", {
+        "linear": (*LINEAR_NAMES["kohya, diffusers blocks"], up, down, alpha),
+        "conv": ("lora_unet_down_blocks_0_resnets_0_conv1", ".lora_up.weight", ".lora_down.weight",
+                 conv_up, conv_down, alpha)})
+    patched, _ = apply_lora(read(tmp_path / "lora.safetensors"), "lora.safetensors", model, strength)
+    scale = alpha / up.shape[1] * strength
+
+    linear, conv = unet.get_submodule(LINEAR), unet.get_submodule(CONV)
+    x, image = torch.randn(5, 64), torch.randn(2, 32, 6, 6)
+    model.network.use()
+    with torch.no_grad():
+        base_linear, base_conv = linear(x), conv(image)
+        patched.network.use()
+        delta_linear, delta_conv = linear(x) - base_linear, conv(image) - base_conv
+    torch.testing.assert_close(delta_linear, scale * x @ (up @ down).T, rtol=1e-4, atol=1e-4)
+    conv_delta_weight = scale * torch.einsum("or,rikl->oikl", conv_up[:, :, 0, 0], conv_down)
+    torch.testing.assert_close(delta_conv, F.conv2d(image, conv_delta_weight, padding=1), rtol=1e-4, atol=1e-4)
+
+
+def test_unpatching_restores_every_weight_bitwise(tmp_path, factors):
+    model, unet, _ = small_model()
+    original = {name: value.clone() for name, value in unet.state_dict().items()}
+    up, down = factors["linear"]
+    write_lora(tmp_path / "a.safetensors", {"linear": (*LINEAR_NAMES["PEFT"], up, down, 1.0)})
+    write_lora(tmp_path / "b.safetensors", {"linear": (*LINEAR_NAMES["kohya, original blocks"], up.flip(1).contiguous(),
+                                                        down.flip(0).contiguous(), None)})
+    first, _ = apply_lora(read(tmp_path / "a.safetensors"), "a", model, 0.9)
+    both, _ = apply_lora(read(tmp_path / "b.safetensors"), "b", first, -1.3)
+
+    for used in (first, both, model, both, first, model):
+        used.network.use()
+        changed = [name for name, value in unet.state_dict().items() if not torch.equal(value, original[name])]
+        assert changed == ([] if used is model else [LINEAR + ".weight"])
+    assert model.network.managed.backups == {}
+
+
+@pytest.mark.parametrize("layout", list(LINEAR_NAMES))
+def test_every_key_layout_targets_the_same_weight(tmp_path, factors, layout):
+    model, _, _ = small_model()
+    up, down = factors["linear"]
+    write_lora(tmp_path / "lora.safetensors", {"linear": (*LINEAR_NAMES[layout], up, down, 4.0)})
+    patched, _ = apply_lora(read(tmp_path / "lora.safetensors"), layout, model, 1.0)
+    (patch,) = patched.network.patches
+    assert list(patch.targets()) == [LINEAR + ".weight"]
+
+
+def test_sdxl_text_encoder_layers_by_kohya_and_peft_names(tmp_path):
+    clip = small_sdxl_clip()
+    generator = torch.Generator().manual_seed(1)
+    layers = {
+        "l": ("lora_te1_text_model_encoder_layers_0_self_attn_q_proj", ".lora_up.weight", ".lora_down.weight",
+              torch.randn(64, 2, generator=generator), torch.randn(2, 64, generator=generator), 1.0),
+        "g": ("text_encoder_2.text_model.encoder.layers.1.mlp.fc1", ".lora_B.weight", ".lora_A.weight",
+              torch.randn(256, 2, generator=generator), torch.randn(2, 128, generator=generator), None)}
+    write_lora(tmp_path / "te.safetensors", layers)
+    before = clip.encode("a red fox")[0][0]
+    _, patched = apply_lora(read(tmp_path / "te.safetensors"), "te", clip=clip, strength_clip=1.0)
+    targets = [list(patch.targets()) for part in patched.parts for patch in part.patches]
+    assert targets == [["text_model.encoder.layers.0.self_attn.q_proj.weight"],
+                       ["text_model.encoder.layers.1.mlp.fc1.weight"]]
+    assert not torch.equal(patched.encode("a red fox")[0][0], before)
+    assert torch.equal(clip.encode("a red fox")[0][0], before)
+
+
+def test_a_lora_for_another_model_is_a_clear_error(tmp_path, factors):
+    model, _, _ = small_model()
+    up, down = factors["linear"]
+    write_lora(tmp_path / "other.safetensors", {"x": ("lora_unet_single_blocks_0_linear1", ".lora_up.weight",
+                                                       ".lora_down.weight", up, down, None)})
+    with pytest.raises(CheckpointError, match="other.safetensors: none of its 1 layers fits this model"):
+        apply_lora(read(tmp_path / "other.safetensors"), "other.safetensors", model, 1.0)
+    write_lora(tmp_path / "wide.safetensors", {"x": (LINEAR_NAMES["PEFT"][0], ".lora_B.weight", ".lora_A.weight",
+                                                      torch.zeros(32, 4), torch.zeros(4, 77), None)})
+    with pytest.raises(CheckpointError, match="does not fit the model's .*attn2.to_k.weight"):
+        apply_lora(read(tmp_path / "wide.safetensors"), "wide.safetensors", model, 1.0)
+    save_file({"lora_unet_x.hada_w1_a": torch.zeros(1)}, str(tmp_path / "loha.safetensors"))
+    with pytest.raises(CheckpointError, match="a LoHa file"):
+        read(tmp_path / "loha.safetensors")
