@@ -315,3 +315,10 @@ def beta_quantile(q: Tensor, alpha: float, beta: float) -> Tensor:
     # A symmetric Beta's median is exactly 1/2; bisection would land an ulp either side of it, and the
     # beta schedule's rounding of 999/2 would then depend on which side.
     return torch.where((q == 0.5) & torch.tensor(alpha == beta), torch.full_like(q, 0.5), result)
+
+
+# Fixed-range schedules under names that say what they suit: `vp` is the VP SDE's own range, the
+# Align-Your-Steps tables were optimized for SD1 and SDXL (KSampler's denoise applies on top).
+SCHEDULES["vp"] = lambda model_sampling, steps: vp_sigmas(steps)
+SCHEDULES["align_your_steps_sd1"] = lambda model_sampling, steps: align_your_steps_sigmas("SD1", steps)
+SCHEDULES["align_your_steps_sdxl"] = lambda model_sampling, steps: align_your_steps_sigmas("SDXL", steps)
