@@ -37,6 +37,7 @@ class UNetConfig:
     num_head_channels: int | None = None  # SD 2.x / SDXL: fixed head width, heads = channels // it
     use_linear_in_transformer: bool = False  # SD 2.x / SDXL: Linear proj_in/out instead of 1x1 conv
     adm_in_channels: int | None = None  # SDXL: width of the label vector y (label_emb)
+    norm_groups: int = 32  # GroupNorm groups (diffusers' norm_num_groups); no tensor shape reveals it
 
     def heads(self, channels: int) -> tuple[int, int]:
         """(number of heads, head width) of the attention at `channels` channels."""
@@ -78,21 +79,21 @@ def label_vector(pooled: Tensor, numbers: Sequence[float], dim: int = 256) -> Te
     return torch.cat([pooled, embedded.expand(pooled.shape[0], -1)], dim=-1)
 
 
-def group_norm(channels: int, eps: float = 1e-5) -> nn.GroupNorm:
-    """The LDM's normalisation: 32 groups."""
-    return nn.GroupNorm(32, channels, eps=eps)
+def group_norm(channels: int, groups: int, eps: float = 1e-5) -> nn.GroupNorm:
+    """The LDM's normalisation: GroupNorm (32 groups in every SD UNet)."""
+    return nn.GroupNorm(groups, channels, eps=eps)
 
 
 class ResBlock(nn.Module):
     """Two 3x3 convolutions with the timestep embedding added in between, and a skip connection."""
 
-    def __init__(self, in_channels: int, out_channels: int, emb_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, emb_channels: int, groups: int):
         super().__init__()
-        self.in_layers = nn.Sequential(group_norm(in_channels), nn.SiLU(),
+        self.in_layers = nn.Sequential(group_norm(in_channels, groups), nn.SiLU(),
                                        nn.Conv2d(in_channels, out_channels, 3, padding=1))
         self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, out_channels))
         # Index 2 held a Dropout(0) in the original: kept empty so the conv stays at out_layers.3.
-        self.out_layers = nn.Sequential(group_norm(out_channels), nn.SiLU(), nn.Identity(),
+        self.out_layers = nn.Sequential(group_norm(out_channels, groups), nn.SiLU(), nn.Identity(),
                                         nn.Conv2d(out_channels, out_channels, 3, padding=1))
         self.skip_connection = (nn.Identity() if in_channels == out_channels
                                 else nn.Conv2d(in_channels, out_channels, 1))
@@ -190,11 +191,12 @@ class BasicTransformerBlock(nn.Module):
 class SpatialTransformer(nn.Module):
     """Transformer blocks over the pixels of a feature map, between an input and output projection."""
 
-    def __init__(self, channels: int, heads: int, head_dim: int, depth: int, context_dim: int, linear: bool):
+    def __init__(self, channels: int, heads: int, head_dim: int, depth: int, context_dim: int, linear: bool,
+                 groups: int):
         super().__init__()
         inner = heads * head_dim
         self.linear = linear
-        self.norm = group_norm(channels, eps=1e-6)
+        self.norm = group_norm(channels, groups, eps=1e-6)
         self.proj_in = nn.Linear(channels, inner) if linear else nn.Conv2d(channels, inner, 1)
         self.transformer_blocks = nn.ModuleList(
             BasicTransformerBlock(inner, heads, head_dim, context_dim) for _ in range(depth))
@@ -253,7 +255,7 @@ class UNetModel(nn.Module):
 
         def transformer(channels: int, depth: int) -> SpatialTransformer:
             return SpatialTransformer(channels, *config.heads(channels), depth, config.context_dim,
-                                      config.use_linear_in_transformer)
+                                      config.use_linear_in_transformer, config.norm_groups)
 
         self.input_blocks = nn.ModuleList(
             [TimestepEmbedSequential(nn.Conv2d(config.in_channels, base, 3, padding=1))])
@@ -262,7 +264,7 @@ class UNetModel(nn.Module):
         last_level = len(config.channel_mult) - 1
         for level, (mult, depth) in enumerate(zip(config.channel_mult, config.transformer_depth)):
             for _ in range(config.num_res_blocks):
-                layers: list[nn.Module] = [ResBlock(channels, mult * base, emb_channels)]
+                layers: list[nn.Module] = [ResBlock(channels, mult * base, emb_channels, config.norm_groups)]
                 channels = mult * base
                 if depth:
                     layers.append(transformer(channels, depth))
@@ -272,16 +274,16 @@ class UNetModel(nn.Module):
                 self.input_blocks.append(TimestepEmbedSequential(Downsample(channels)))
                 skip_channels.append(channels)
 
-        middle: list[nn.Module] = [ResBlock(channels, channels, emb_channels)]
+        middle: list[nn.Module] = [ResBlock(channels, channels, emb_channels, config.norm_groups)]
         if config.transformer_depth_middle:
             middle.append(transformer(channels, config.transformer_depth_middle))
-        middle.append(ResBlock(channels, channels, emb_channels))
+        middle.append(ResBlock(channels, channels, emb_channels, config.norm_groups))
         self.middle_block = TimestepEmbedSequential(*middle)
 
         self.output_blocks = nn.ModuleList()
         for level, (mult, depth) in reversed(list(enumerate(zip(config.channel_mult, config.transformer_depth)))):
             for index in range(config.num_res_blocks + 1):
-                layers = [ResBlock(channels + skip_channels.pop(), mult * base, emb_channels)]
+                layers = [ResBlock(channels + skip_channels.pop(), mult * base, emb_channels, config.norm_groups)]
                 channels = mult * base
                 if depth:
                     layers.append(transformer(channels, depth))
@@ -289,7 +291,7 @@ class UNetModel(nn.Module):
                     layers.append(Upsample(channels))
                 self.output_blocks.append(TimestepEmbedSequential(*layers))
 
-        self.out = nn.Sequential(group_norm(channels), nn.SiLU(),
+        self.out = nn.Sequential(group_norm(channels, config.norm_groups), nn.SiLU(),
                                  nn.Conv2d(channels, config.out_channels, 3, padding=1))
 
     def forward(self, x: Tensor, timesteps: Tensor, context: Tensor | None = None,

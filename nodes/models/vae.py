@@ -37,6 +37,7 @@ class VAEConfig:
     z_channels: int = 4
     embed_dim: int = 4
     scale_factor: float = 0.18215  # the latent's scale for the diffusion model (see the module notes)
+    norm_groups: int = 32  # GroupNorm groups (diffusers' norm_num_groups); no tensor shape reveals it
 
     @property
     def downscale(self) -> int:
@@ -68,19 +69,19 @@ def image_from_pixels(pixels: Tensor) -> Tensor:
     return ((pixels + 1.0) / 2.0).clamp(0.0, 1.0).movedim(1, -1)
 
 
-def group_norm(channels: int) -> nn.GroupNorm:
-    """The autoencoder's normalisation: 32 groups, eps 1e-6."""
-    return nn.GroupNorm(32, channels, eps=1e-6)
+def group_norm(channels: int, groups: int) -> nn.GroupNorm:
+    """The autoencoder's normalisation: GroupNorm with eps 1e-6 (32 groups in every SD autoencoder)."""
+    return nn.GroupNorm(groups, channels, eps=1e-6)
 
 
 class ResnetBlock(nn.Module):
     """Two norm-SiLU-conv stages with a skip connection (1x1 conv when the width changes)."""
 
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, groups: int):
         super().__init__()
-        self.norm1 = group_norm(in_channels)
+        self.norm1 = group_norm(in_channels, groups)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.norm2 = group_norm(out_channels)
+        self.norm2 = group_norm(out_channels, groups)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         self.nin_shortcut = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None
 
@@ -94,9 +95,9 @@ class ResnetBlock(nn.Module):
 class AttnBlock(nn.Module):
     """Single-head self-attention over all pixels, with 1x1 convolutions as projections."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, groups: int):
         super().__init__()
-        self.norm = group_norm(channels)
+        self.norm = group_norm(channels, groups)
         self.q = nn.Conv2d(channels, channels, 1)
         self.k = nn.Conv2d(channels, channels, 1)
         self.v = nn.Conv2d(channels, channels, 1)
@@ -136,11 +137,11 @@ class Upsample(nn.Module):
 class MidBlock(nn.Module):
     """ResnetBlock, attention, ResnetBlock at the lowest resolution."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, groups: int):
         super().__init__()
-        self.block_1 = ResnetBlock(channels, channels)
-        self.attn_1 = AttnBlock(channels)
-        self.block_2 = ResnetBlock(channels, channels)
+        self.block_1 = ResnetBlock(channels, channels, groups)
+        self.attn_1 = AttnBlock(channels, groups)
+        self.block_2 = ResnetBlock(channels, channels, groups)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.block_2(self.attn_1(self.block_1(x)))
@@ -149,10 +150,10 @@ class MidBlock(nn.Module):
 class Level(nn.Module):
     """One resolution of the encoder or decoder: ResnetBlocks, then a down- or upsampler if any."""
 
-    def __init__(self, in_channels: int, out_channels: int, blocks: int, downsample: bool = False,
+    def __init__(self, in_channels: int, out_channels: int, blocks: int, groups: int, downsample: bool = False,
                  upsample: bool = False):
         super().__init__()
-        self.block = nn.ModuleList(ResnetBlock(in_channels if i == 0 else out_channels, out_channels)
+        self.block = nn.ModuleList(ResnetBlock(in_channels if i == 0 else out_channels, out_channels, groups)
                                    for i in range(blocks))
         self.downsample = Downsample(out_channels) if downsample else None
         self.upsample = Upsample(out_channels) if upsample else None
@@ -175,10 +176,11 @@ class Encoder(nn.Module):
         self.conv_in = nn.Conv2d(config.image_channels, config.ch, 3, padding=1)
         last = len(widths) - 1
         self.down = nn.ModuleList(
-            Level(config.ch if i == 0 else widths[i - 1], width, config.num_res_blocks, downsample=i != last)
+            Level(config.ch if i == 0 else widths[i - 1], width, config.num_res_blocks, config.norm_groups,
+                  downsample=i != last)
             for i, width in enumerate(widths))
-        self.mid = MidBlock(widths[-1])
-        self.norm_out = group_norm(widths[-1])
+        self.mid = MidBlock(widths[-1], config.norm_groups)
+        self.norm_out = group_norm(widths[-1], config.norm_groups)
         self.conv_out = nn.Conv2d(widths[-1], 2 * config.z_channels, 3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -196,12 +198,12 @@ class Decoder(nn.Module):
         super().__init__()
         widths = [config.ch * m for m in config.ch_mult]
         self.conv_in = nn.Conv2d(config.z_channels, widths[-1], 3, padding=1)
-        self.mid = MidBlock(widths[-1])
+        self.mid = MidBlock(widths[-1], config.norm_groups)
         last = len(widths) - 1
         self.up = nn.ModuleList(
-            Level(widths[min(i + 1, last)], width, config.num_res_blocks + 1, upsample=i != 0)
+            Level(widths[min(i + 1, last)], width, config.num_res_blocks + 1, config.norm_groups, upsample=i != 0)
             for i, width in enumerate(widths))
-        self.norm_out = group_norm(widths[0])
+        self.norm_out = group_norm(widths[0], config.norm_groups)
         self.conv_out = nn.Conv2d(widths[0], config.image_channels, 3, padding=1)
 
     def forward(self, z: Tensor) -> Tensor:

@@ -9,6 +9,7 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from diffusers_layout import relative_error, twin, unet_to_diffusers
+from sigmagraph.nodes.models.families import DEMO_UNET
 from sigmagraph.nodes.models.module_init import empty_module, init_random_
 from sigmagraph.nodes.models.unet import (SD1_UNET, SD2_UNET, SDXL_REFINER_UNET, SDXL_UNET, UNetConfig, UNetModel,
                                           label_vector)
@@ -104,3 +105,17 @@ def test_sdxl_unet_demands_the_label_vector() -> None:
                                                          transformer_depth_middle=1)), 0)
     with pytest.raises(ValueError, match="label vector"):
         model(torch.zeros(1, 4, 8, 8), torch.tensor([1.0]), torch.zeros(1, 1, 2048))
+
+
+def test_demo_family_structure_matches_diffusers_with_its_norm_groups() -> None:
+    # The demo UNet: two levels, one ResBlock each, 32-wide heads, 8 GroupNorm groups (norm_num_groups).
+    diffusers_config = dict(block_out_channels=(64, 64), layers_per_block=1, norm_num_groups=8,
+                            down_block_types=("CrossAttnDownBlock2D",) * 2, up_block_types=("CrossAttnUpBlock2D",) * 2,
+                            attention_head_dim=(2, 2), cross_attention_dim=64, use_linear_projection=True)
+    ours, theirs = random_pair(DEMO_UNET, diffusers_config)
+    generator = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 4, 8, 8, generator=generator)
+    context = torch.randn(2, 77, 64, generator=generator)
+    timesteps = torch.tensor([10.0, 900.0])
+    reference = theirs(x, timesteps, encoder_hidden_states=context).sample
+    assert relative_error(ours(x, timesteps, context), reference) < TOLERANCE

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL as DiffusersAutoencoderKL
 
 from diffusers_layout import relative_error, twin, vae_to_diffusers
+from sigmagraph.nodes.models.families import DEMO_VAE
 from sigmagraph.nodes.models.module_init import empty_module, init_random_
 from sigmagraph.nodes.models.vae import (SD_VAE, SDXL_VAE, AutoencoderKL, image_from_pixels, pixels_from_image,
                                          process_latent_in, process_latent_out, tile_starts, tiled_map)
@@ -179,3 +180,15 @@ def test_latent_and_image_conventions() -> None:
     assert pixels.shape == (2, 3, 16, 24) and pixels.min() >= -1 and pixels.max() <= 1
     assert torch.allclose(image_from_pixels(pixels), image)
     assert image_from_pixels(torch.full((1, 3, 2, 2), 5.0)).max() == 1.0
+
+
+@torch.no_grad()
+def test_demo_family_autoencoder_matches_diffusers_with_its_norm_groups() -> None:
+    ours = init_random_(empty_module(AutoencoderKL, DEMO_VAE), seed=3).eval()
+    theirs = twin(DiffusersAutoencoderKL, vae_to_diffusers(ours.state_dict(), len(DEMO_VAE.ch_mult)),
+                  block_out_channels=(32, 32, 64, 64), layers_per_block=1, latent_channels=4, norm_num_groups=8,
+                  down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
+    pixels = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    assert relative_error(ours.encode(pixels), theirs.encode(pixels).latent_dist.mode()) < TOLERANCE
+    latent = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(6))
+    assert relative_error(ours.decode(latent), theirs.decode(latent).sample) < TOLERANCE
