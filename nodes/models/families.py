@@ -27,6 +27,7 @@ from ..sampling.model_sampling import Prediction
 from .checkpoint import Checkpoint
 from .clip import (SD1_CLIP_L, SD2_CLIP_H, SDXL_CLIP_G, SDXL_CLIP_L, VIT_BIGG14, VIT_H14, VIT_L14, CLIPTextConfig,
                    TextEncoderSettings)
+from .tokenizer import END_TOKEN
 from .unet import SD1_UNET, SD2_UNET, SDXL_REFINER_UNET, SDXL_UNET, UNetConfig, label_vector
 from .vae import SD_VAE, SDXL_VAE, VAEConfig
 
@@ -37,6 +38,13 @@ SDXL_LATENT = LatentFormat(channels=4, scale_factor=0.13025, rgb_factors=(
     (0.3651, 0.4232, 0.4341), (-0.2533, -0.0042, 0.1068), (0.1076, 0.1111, -0.0362), (-0.3165, -0.2492, -0.2188)),
     rgb_bias=(0.1084, -0.0175, -0.0011))
 
+# The demo model's latents are normalised by its training (tools/train_demo.py), hence scale 1; the
+# preview map is the least-squares fit the training script prints and stores in the file.
+DEMO_RGB_FACTORS = ((-0.5731, -0.5996, -0.0652), (-0.4705, -0.124, 0.541), (0.3996, -0.2288, 0.0549), (-0.3161, 0.1273, -0.1596))
+DEMO_RGB_BIAS = (0.1708, -0.0678, -0.193)
+DEMO_LATENT = LatentFormat(channels=4, scale_factor=1.0, rgb_factors=DEMO_RGB_FACTORS, rgb_bias=DEMO_RGB_BIAS)
+
+FAMILY_MARK_KEY = "sigmagraph.family"  # safetensors metadata naming the family of files Sigmagraph writes
 LATENT_DOWNSCALE = 8  # image pixels per latent pixel of the KL-f8 autoencoder all these families use
 
 
@@ -109,6 +117,13 @@ def refiner_inputs(cond: Tensor, options: dict[str, Any]) -> dict[str, Tensor]:
 # Extra tests
 
 
+def has_family_mark(name: str) -> Callable[[Checkpoint, str], bool]:
+    """A `matches` test: the file's metadata names the family under FAMILY_MARK_KEY (files we write ourselves)."""
+    def matches(checkpoint: Checkpoint, unet_prefix: str) -> bool:
+        return checkpoint.metadata.get(FAMILY_MARK_KEY) == name
+    return matches
+
+
 def sd2_is_v_prediction(checkpoint: Checkpoint, unet_prefix: str) -> bool:
     """SD2.x 768-v against 512-base, told apart (as ComfyUI does) by a norm bias that v training spreads.
 
@@ -144,4 +159,21 @@ SDXL_REFINER = ModelFamily(
                      ("lora_te", "text_encoder")),),
     SDXL_LATENT, condition_inputs=refiner_inputs)
 
-FAMILIES: tuple[ModelFamily, ...] = (SD1, SD2_V, SD2, SDXL, SDXL_REFINER)
+# The demo model (nodes/demo): SD 1.x's three architectures at toy scale, trained from scratch by
+# tools/train_demo.py for 64x64 pictures (8x8 latents). The sizes keep training within about
+# 50 minutes on two CPU cores and the fp16 file near 12 MB, half of which is the text encoder's
+# 49408-row token table (rows of tokens the training captions never use are zero).
+DEMO_UNET = UNetConfig(model_channels=64, channel_mult=(1, 1), num_res_blocks=1, transformer_depth=(1, 1),
+                       transformer_depth_middle=1, context_dim=64, num_head_channels=32,
+                       use_linear_in_transformer=True, norm_groups=8)
+DEMO_VAE = VAEConfig(ch=32, ch_mult=(1, 1, 2, 2), num_res_blocks=1, scale_factor=1.0, norm_groups=8)
+# One 64-wide head per layer: the head width of every CLIP text tower, so the loader's rule fits.
+DEMO_TEXT_ENCODER = CLIPTextConfig(width=64, layers=3, heads=1, mlp_width=256, activation="gelu")
+# Read as SD 1.x reads CLIP-L: padded with EOS, the last layer after the final layer norm.
+DEMO_TEXT_SETTINGS = TextEncoderSettings(pad_token=END_TOKEN, layer=None, norm_hidden=True)
+DEMO = ModelFamily("demo", DEMO_UNET, DEMO_VAE,
+                   (TextEncoderSlot("clip_l", DEMO_TEXT_ENCODER, DEMO_TEXT_SETTINGS, ("cond_stage_model.transformer.",),
+                                    ("lora_te", "lora_te1", "text_encoder")),),
+                   DEMO_LATENT, prediction="v_prediction", matches=has_family_mark("demo"))
+
+FAMILIES: tuple[ModelFamily, ...] = (DEMO, SD1, SD2_V, SD2, SDXL, SDXL_REFINER)

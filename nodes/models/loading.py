@@ -23,7 +23,7 @@ from .clip import CLIPTextModel, canonical_entries, is_openclip
 from .detection import (TEXT_ENCODER_PREFIXES, describe_keys, detect, read_text_encoder_config, read_vae_config,
                         reading, text_encoder_family, text_encoder_prefix, text_encoder_width, vae_prefix)
 from .devices import OFFLOAD_DEVICE, compute_device, vae_dtype, weight_dtype
-from .families import FAMILIES, ModelFamily, TextEncoderSlot
+from .families import FAMILIES, FAMILY_MARK_KEY, ModelFamily, TextEncoderSlot
 from .manager import ModelManager, ModuleHandle, manager_for
 from .module_init import empty_module
 from .runtime import CLIP, VAE, TextEncoder, UNetNetwork, diffusion_model
@@ -100,7 +100,10 @@ def load_unet(path: Path, name: str, config: Config, dtype: torch.dtype | None =
 def load_vae(path: Path, name: str, config: Config) -> VAE:
     """VAELoader: the KL autoencoder of a file (bare, or inside a checkpoint)."""
     with open_checkpoint(path, name) as checkpoint:
-        return _vae(checkpoint, vae_prefix(checkpoint), SD_VAE, config, manager_for(compute_device(config)))
+        # What shapes cannot tell (norm groups) comes from the family a file names, else SD's autoencoder.
+        mark = checkpoint.metadata.get(FAMILY_MARK_KEY)
+        template = next((family.vae for family in FAMILIES if family.name == mark), SD_VAE)
+        return _vae(checkpoint, vae_prefix(checkpoint), template, config, manager_for(compute_device(config)))
 
 
 def load_text_encoders(files: list[tuple[Path, str]], config: Config,

@@ -1,6 +1,8 @@
 """Choices and fingerprints for nodes that read files from the models and input folders.
 
-Choices are computed per catalogue (files appear without a restart). Fingerprints make a node
+Choices are computed per catalogue (files appear without a restart). Models that ship inside the
+package (the demo checkpoint) are listed in their folder beside the user's files; a user's file
+of the same name takes precedence. Fingerprints make a node
 re-run when its file changes: size and modification time for model files (hashing gigabytes on
 every run would cost seconds), the SHA-256 of the content for input files (as ComfyUI).
 """
@@ -14,16 +16,33 @@ from typing import Any, Callable
 from sigmagraph.engine import Config
 from sigmagraph.engine.paths import list_files, safe_join
 
-from ..models.checkpoint import MODEL_EXTENSIONS, model_path
+from ..demo.checkpoint import DEMO_CHECKPOINT
+from ..models.checkpoint import MODEL_EXTENSIONS, CheckpointError, model_path
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
+PACKAGED_MODELS: dict[str, dict[str, Path]] = {"checkpoints": {DEMO_CHECKPOINT.name: DEMO_CHECKPOINT}}
+
+
 def model_files(folder: str) -> Callable[[Config | None], list[str]]:
-    """A Combo's choices: the model files under models/<folder>."""
+    """A Combo's choices: the model files under models/<folder>, and the packaged ones of that folder."""
     def choices(config: Config | None = None) -> list[str]:
-        return list_files(Path((config or Config()).models_dir) / folder, MODEL_EXTENSIONS)
+        found = list_files(Path((config or Config()).models_dir) / folder, MODEL_EXTENSIONS)
+        packaged = [name for name, path in PACKAGED_MODELS.get(folder, {}).items() if path.is_file()]
+        return sorted(set(found) | set(packaged))
     return choices
+
+
+def model_file(config: Config, folder: str, name: str) -> Path:
+    """The model file `name` of models/<folder>, else the packaged model of that name."""
+    try:
+        return model_path(config.models_dir, folder, name)
+    except CheckpointError:
+        packaged = PACKAGED_MODELS.get(folder, {}).get(name)
+        if packaged is not None and packaged.is_file():
+            return packaged
+        raise
 
 
 def input_files(extensions: tuple[str, ...]) -> Callable[[Config | None], list[str]]:
@@ -36,7 +55,7 @@ def input_files(extensions: tuple[str, ...]) -> Callable[[Config | None], list[s
 def model_file_fingerprint(folder: str, *inputs: str) -> Callable[..., Any]:
     """A node fingerprint: [size, mtime] of the model files named by the given inputs."""
     def fingerprint(config: Config, **values: Any) -> list[list[int]]:
-        stats = [model_path(config.models_dir, folder, values[name]).stat() for name in inputs]
+        stats = [model_file(config, folder, values[name]).stat() for name in inputs]
         return [[stat.st_size, stat.st_mtime_ns] for stat in stats]
     return fingerprint
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from sigmagraph.engine import Combo, Float, Hidden, RunContext, Socket, node
 
-from ..models.checkpoint import model_path, open_checkpoint
+from ..models.checkpoint import open_checkpoint
 from ..models.devices import parse_dtype
 from ..models.families import FAMILIES, SDXL
 from ..models.loading import load_checkpoint, load_text_encoders, load_unet, load_vae
 from ..models.lora import LoraLayer, read_lora
 from ..models.runtime import apply_lora
-from .files import model_file_fingerprint, model_files
+from .files import model_file, model_file_fingerprint, model_files
 from .types import SOCKET_TYPES  # noqa: F401 - registers the socket types with this pack
 
 STRENGTH = dict(min=-100.0, max=100.0, step=0.01)
@@ -31,7 +31,7 @@ def CheckpointLoaderSimple(ckpt_name=Combo(model_files("checkpoints"), files_in=
                                            tooltip="The name of the checkpoint (model) to load."),
                            ctx: RunContext = Hidden.CONTEXT):
     """Loads a single-file checkpoint: its diffusion model, text encoder(s) and VAE; the family is detected."""
-    return load_checkpoint(model_path(ctx.config.models_dir, "checkpoints", ckpt_name), ckpt_name, ctx.config)
+    return load_checkpoint(model_file(ctx.config, "checkpoints", ckpt_name), ckpt_name, ctx.config)
 
 
 @node(returns=["MODEL"], category="advanced/loaders", display_name="Load Diffusion Model",
@@ -42,13 +42,13 @@ def UNETLoader(unet_name=Combo(model_files("unet"), files_in="models/unet"),
                ctx: RunContext = Hidden.CONTEXT):
     """Loads a diffusion model (UNet) alone; the family is detected from its shapes."""
     dtype = None if weight_dtype == "default" else parse_dtype(weight_dtype)
-    return load_unet(model_path(ctx.config.models_dir, "unet", unet_name), unet_name, ctx.config, dtype)
+    return load_unet(model_file(ctx.config, "unet", unet_name), unet_name, ctx.config, dtype)
 
 
 @node(returns=["VAE"], category="loaders", display_name="Load VAE", fingerprint=model_file_fingerprint("vae", "vae_name"))
 def VAELoader(vae_name=Combo(model_files("vae"), files_in="models/vae"), ctx: RunContext = Hidden.CONTEXT):
     """Loads a KL autoencoder (a VAE file, or the VAE inside a checkpoint)."""
-    return load_vae(model_path(ctx.config.models_dir, "vae", vae_name), vae_name, ctx.config)
+    return load_vae(model_file(ctx.config, "vae", vae_name), vae_name, ctx.config)
 
 
 @node(returns=["CLIP"], category="advanced/loaders", display_name="Load CLIP",
@@ -58,7 +58,7 @@ def CLIPLoader(clip_name=Combo(model_files("clip"), files_in="models/clip"),
                           tooltip="CLIP-L: SD 1.x, OpenCLIP-H: SD 2.x, bigG: the SDXL refiner (from its width)"),
                ctx: RunContext = Hidden.CONTEXT):
     """Loads one text encoder; which model family it serves is read from its width."""
-    return load_text_encoders([(model_path(ctx.config.models_dir, "clip", clip_name), clip_name)], ctx.config,
+    return load_text_encoders([(model_file(ctx.config, "clip", clip_name), clip_name)], ctx.config,
                               CLIP_TYPES[type])
 
 
@@ -68,12 +68,12 @@ def DualCLIPLoader(clip_name1=Combo(model_files("clip"), files_in="models/clip")
                    clip_name2=Combo(model_files("clip"), files_in="models/clip"),
                    type=Combo(list(DUAL_CLIP_TYPES), default="sdxl"), ctx: RunContext = Hidden.CONTEXT):
     """Loads SDXL's two text encoders, CLIP-L and bigG, in either order."""
-    files = [(model_path(ctx.config.models_dir, "clip", name), name) for name in (clip_name1, clip_name2)]
+    files = [(model_file(ctx.config, "clip", name), name) for name in (clip_name1, clip_name2)]
     return load_text_encoders(files, ctx.config, DUAL_CLIP_TYPES[type])
 
 
 def _lora_layers(ctx: RunContext, lora_name: str) -> dict[str, LoraLayer]:
-    with open_checkpoint(model_path(ctx.config.models_dir, "loras", lora_name), lora_name) as checkpoint:
+    with open_checkpoint(model_file(ctx.config, "loras", lora_name), lora_name) as checkpoint:
         return read_lora(checkpoint)
 
 

@@ -1,0 +1,108 @@
+"""The demo model: how fast the README's first command is, and how well samplers follow prompts per model call.
+
+1. Wall time of `sigmagraph run workflows/default.json` in a fresh process, five times — process
+   start, imports, node discovery, checkpoint load, 20 sampling steps with CFG, decode and four
+   PNGs saved — next to a bare `python -c "import torch"` for scale.
+2. Prompt following (nodes/demo/quality.py: caption promises kept, and colour accuracy) over the
+   12 evaluation captions x 4 seeds, for several samplers at 4, 6, 10 and 20 model calls on the
+   Karras schedule with the default workflow's CFG.
+3. Accuracy: RMS distance to the converged picture (dpmpp_2m, 200 steps) at 5, 10 and 20 model
+   calls, unguided (CFG 1: the network's own ODE) and at the default CFG 5.
+
+Writes benchmarks/results/demo.md. About two minutes on two CPU cores.
+
+    python benchmarks/demo.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sigmagraph.engine import Config, Session
+from sigmagraph.nodes.demo.generate import txt2img
+from sigmagraph.nodes.demo.quality import EVALUATION_CAPTIONS, quality
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "demo.md"
+SEEDS = 4
+BUDGETS = (4, 6, 10, 20)
+# Model calls per sampling run of n steps (CFG's two halves count as one call of the batched model).
+CALLS = {"heun": lambda steps: 2 * steps - 1, "dpm_2": lambda steps: 2 * steps - 1}
+ACCURACY_BUDGETS = (5, 10, 20)
+ACCURACY_SAMPLERS = ("euler", "heun", "lms", "dpmpp_2m", "ipndm", "uni_pc", "deis")
+SAMPLERS = ("euler", "euler_ancestral", "heun", "lms", "dpmpp_2m", "dpmpp_2m_sde", "ipndm", "uni_pc", "deis")
+
+
+def wall_times(command: list[str], runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def steps_for(sampler: str, budget: int) -> int:
+    """The most steps whose model calls fit in the budget."""
+    calls = CALLS.get(sampler, lambda steps: steps)
+    return max(steps for steps in range(1, budget + 1) if calls(steps) <= budget)
+
+
+def main() -> None:
+    lines = ["# Demo model benchmark", ""]
+    with tempfile.TemporaryDirectory() as folder:
+        first = wall_times(["sigmagraph", "run", "workflows/default.json", "--output-dir", folder], 5)
+        bare = wall_times([sys.executable, "-c", "import torch"], 3)
+        lines += ["## `sigmagraph run workflows/default.json`, fresh process", "",
+                  f"- wall time: median {statistics.median(first):.2f} s, best {min(first):.2f} s, "
+                  f"worst {max(first):.2f} s (5 runs)",
+                  f"- of which `python -c 'import torch'` alone: median {statistics.median(bare):.2f} s", ""]
+        print("\n".join(lines[-4:]), flush=True)
+
+        session = Session(Config(models_dir=Path(folder) / "models", output_dir=Path(folder) / "out",
+                                 temp_dir=Path(folder) / "temp", input_dir=Path(folder) / "in",
+                                 disable_custom_nodes=True))
+        lines += ["## Prompt following per model call (dpmpp_2m 20 steps is the default)", "",
+                  f"{len(EVALUATION_CAPTIONS)} captions x {SEEDS} seeds, Karras schedule, CFG 5. Each cell: share of "
+                  "caption promises kept / colour accuracy of the regions.", "",
+                  "| sampler | " + " | ".join(f"{b} calls" for b in BUDGETS) + " |",
+                  "|---|" + "---|" * len(BUDGETS)]
+        for sampler in SAMPLERS:
+            cells = []
+            for budget in BUDGETS:
+                steps = steps_for(sampler, budget)
+                pictures = [(image, caption) for caption in EVALUATION_CAPTIONS
+                            for image in txt2img(session, caption, seed=100, batch=SEEDS, steps=steps,
+                                                 sampler_name=sampler, scheduler="karras")]
+                report = quality(pictures)
+                cells.append(f"{report.kept_share:.0%} / {report.colour_accuracy:.3f}")
+            lines.append(f"| {sampler} | " + " | ".join(cells) + " |")
+            print(lines[-1], flush=True)
+        lines += ["", "## Accuracy per model call: RMS distance (8-bit levels) to the converged picture", "",
+                  "dpmpp_2m at 200 steps is the reference; 6 captions x 2 seeds, Karras schedule.", "",
+                  "| CFG | sampler | " + " | ".join(f"{b} calls" for b in ACCURACY_BUDGETS) + " |",
+                  "|---|---|" + "---|" * len(ACCURACY_BUDGETS)]
+        captions = EVALUATION_CAPTIONS[::2]
+        for cfg in (1.0, 5.0):
+            def images(caption: str, sampler: str, steps: int) -> np.ndarray:
+                return np.stack(txt2img(session, caption, seed=100, batch=2, steps=steps, sampler_name=sampler,
+                                        scheduler="karras", cfg=cfg)).astype(np.float64)
+            reference = {caption: images(caption, "dpmpp_2m", 200) for caption in captions}
+            for sampler in ACCURACY_SAMPLERS:
+                cells = [np.sqrt(np.mean([((images(c, sampler, steps_for(sampler, budget)) - reference[c]) ** 2).mean()
+                                          for c in captions])) for budget in ACCURACY_BUDGETS]
+                lines.append(f"| {cfg:g} | {sampler} | " + " | ".join(f"{cell:.2f}" for cell in cells) + " |")
+                print(lines[-1], flush=True)
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
