@@ -39,10 +39,10 @@ def test_the_readme_first_command_writes_pngs(tmp_path):
             assert image.size == (64, 64) and image.mode == "RGB"
 
 
-def test_img2img_repaints_the_object_in_the_new_prompts_colour(demo_session):
+def test_img2img_repaints_the_object_in_the_new_prompts_colour(builtin_session):
     graph = workflow("img2img")
-    result = run(demo_session, graph)
-    source, changed = picture(demo_session, result, "6"), picture(demo_session, result, "11")
+    result = run(builtin_session, graph)
+    source, changed = picture(builtin_session, result, "6"), picture(builtin_session, result, "11")
     before = expectation(graph["2"]["inputs"]["text"])
     after = expectation(graph["8"]["inputs"]["text"])
     (old_colour, core), = before.objects
@@ -51,27 +51,27 @@ def test_img2img_repaints_the_object_in_the_new_prompts_colour(demo_session):
     assert dominant_colour(changed, after.background_mask) == after.background
 
 
-def test_inpainting_keeps_the_unmasked_latent_and_paints_the_masked_half(demo_session):
+def test_inpainting_keeps_the_unmasked_latent_and_paints_the_masked_half(builtin_session):
     graph = workflow("inpaint")
-    result = run(demo_session, graph)
-    encoded = output(demo_session, result, "11")["samples"]
-    inpainted = output(demo_session, result, "14")["samples"]
-    mask = output(demo_session, result, "10")
+    result = run(builtin_session, graph)
+    encoded = output(builtin_session, result, "11")["samples"]
+    inpainted = output(builtin_session, result, "14")["samples"]
+    mask = output(builtin_session, result, "10")
     assert mask.shape == (1, 64, 64) and mask[0, :, :32].eq(0).all() and mask[0, :, 32:].eq(1).all()
     # Latent columns 0-3 lie outside the mask: sampling must hand them back unchanged.
     assert torch.allclose(inpainted[..., :4], encoded[..., :4], atol=1e-4)
     assert not torch.allclose(inpainted[..., 4:], encoded[..., 4:], atol=1e-2)
     expected = expectation(graph["13"]["inputs"]["text"])
-    image = picture(demo_session, result, "15")
+    image = picture(builtin_session, result, "15")
     assert dominant_colour(image, expected.background_mask) == expected.background
     for colour, core in expected.objects:
         assert dominant_colour(image, core) == colour
 
 
-def test_two_stage_sampling_equals_split_sigmas_with_custom_samplers(demo_session):
+def test_two_stage_sampling_equals_split_sigmas_with_custom_samplers(builtin_session):
     graph = workflow("two_stage")
-    result = run(demo_session, graph)
-    two_stage = output(demo_session, result, "6")["samples"]
+    result = run(builtin_session, graph)
+    two_stage = output(builtin_session, result, "6")["samples"]
     stage = graph["5"]["inputs"]
     custom = {key: graph[key] for key in ("1", "2", "3", "4")}
     custom.update({
@@ -90,24 +90,24 @@ def test_two_stage_sampling_equals_split_sigmas_with_custom_samplers(demo_sessio
             "latent_image": ["14", 0]}},
         "16": {"class_type": "SaveLatent", "inputs": {"samples": ["15", 0], "filename_prefix": "two_stage_custom"}},
     })
-    custom_result = run(demo_session, custom)
-    assert torch.allclose(output(demo_session, custom_result, "15")["samples"], two_stage, atol=1e-5)
+    custom_result = run(builtin_session, custom)
+    assert torch.allclose(output(builtin_session, custom_result, "15")["samples"], two_stage, atol=1e-5)
     # Not just the converging sampler alone: the ancestral half left its mark.
     single = workflow("default")
     single["5"]["inputs"].update(seed=stage["noise_seed"], steps=stage["steps"], scheduler=stage["scheduler"],
                                  sampler_name="dpmpp_2m", cfg=stage["cfg"])
     single["2"] = graph["2"]
     single["4"]["inputs"]["batch_size"] = 1
-    single_result = run(demo_session, single)
-    assert not torch.allclose(output(demo_session, single_result, "5")["samples"], two_stage, atol=1e-2)
+    single_result = run(builtin_session, single)
+    assert not torch.allclose(output(builtin_session, single_result, "5")["samples"], two_stage, atol=1e-2)
 
 
-def test_the_sampler_comparison_gives_one_distinct_picture_per_sampler(demo_session):
+def test_the_sampler_comparison_gives_one_distinct_picture_per_sampler(builtin_session):
     graph = workflow("sampler_comparison")
-    result = run(demo_session, graph)
+    result = run(builtin_session, graph)
     savers = [key for key, node in graph.items() if node["class_type"] == "SaveImage"]
     assert len(savers) == 8
-    pictures = [picture(demo_session, result, graph[key]["inputs"]["images"][0]) for key in savers]
+    pictures = [picture(builtin_session, result, graph[key]["inputs"]["images"][0]) for key in savers]
     for i in range(len(pictures)):
         for j in range(i):
             assert not np.array_equal(pictures[i], pictures[j])
@@ -116,9 +116,9 @@ def test_the_sampler_comparison_gives_one_distinct_picture_per_sampler(demo_sess
     assert backgrounds.count(expected.background) >= 7, backgrounds
 
 
-def test_every_shipped_workflow_validates(demo_session):
+def test_every_shipped_workflow_validates(builtin_session):
     for path in sorted(WORKFLOWS.glob("*.json")):
-        report = demo_session.validate(json.loads(path.read_text()))
+        report = builtin_session.validate(json.loads(path.read_text()))
         if path.name == "txt2img.json":  # ComfyUI's SD 1.5 graph: only its checkpoint is missing here
             problems = [line for line in report.lines() if line.strip().startswith("node")]
             assert len(problems) == 1 and "'ckpt_name'" in problems[0], report.lines()

@@ -27,24 +27,24 @@ def evaluate(session, ckpt_name: str = DEMO_CHECKPOINT.name, **sampler) -> Quali
     return quality(pictures)
 
 
-def test_the_demo_model_follows_its_prompts(demo_session):
-    report = evaluate(demo_session)
+def test_the_demo_model_follows_its_prompts(builtin_session):
+    report = evaluate(builtin_session)
     assert report.kept_share >= THRESHOLD, str(report)
 
 
-def test_random_weights_do_not(demo_session):
-    models = demo_session.config.models_dir / "checkpoints"
+def test_random_weights_do_not(builtin_session):
+    models = builtin_session.config.models_dir / "checkpoints"
     models.mkdir(parents=True, exist_ok=True)
     save_demo(models / "random-demo.safetensors", *random_demo_modules(seed=1),
               demo_config(((0.0,) * 3,) * 4, (0.0,) * 3, {}))
-    report = evaluate(demo_session, "random-demo.safetensors")
+    report = evaluate(builtin_session, "random-demo.safetensors")
     assert report.kept_share < THRESHOLD / 2, str(report)
 
 
 @pytest.fixture(scope="module")
-def converged(demo_session) -> dict[str, np.ndarray]:
+def converged(builtin_session) -> dict[str, np.ndarray]:
     """The probability-flow ODE's solution per caption (dpmpp_2m, 100 steps), the yardstick of sampler accuracy."""
-    return {caption: pictures(demo_session, caption, steps=100, sampler_name="dpmpp_2m")
+    return {caption: pictures(builtin_session, caption, steps=100, sampler_name="dpmpp_2m")
             for caption in EVALUATION_CAPTIONS[::2]}
 
 
@@ -62,7 +62,7 @@ def rms_error(session, converged, sampler: str, steps: int) -> float:
 
 @pytest.mark.parametrize("calls", [5, 10])
 @pytest.mark.parametrize("sampler", ["dpmpp_2m", "uni_pc", "ipndm"])
-def test_a_better_sampler_is_at_least_as_accurate_as_euler_at_the_same_calls(demo_session, converged, sampler, calls):
-    euler = rms_error(demo_session, converged, "euler", calls)
-    better = rms_error(demo_session, converged, sampler, calls)
+def test_a_better_sampler_is_at_least_as_accurate_as_euler_at_the_same_calls(builtin_session, converged, sampler, calls):
+    euler = rms_error(builtin_session, converged, "euler", calls)
+    better = rms_error(builtin_session, converged, sampler, calls)
     assert better <= euler, f"{sampler}: RMS {better:.2f} against euler's {euler:.2f} (8-bit levels) at {calls} calls"
