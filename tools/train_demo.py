@@ -1,6 +1,6 @@
 """Trains the demo model from scratch on CPU and writes its single-file checkpoint.
 
-    python tools/train_demo.py          # ~70 min on 2 cores; writes nodes/demo/sigmagraph-demo.safetensors
+    python tools/train_demo.py          # ~50 min on 2 idle cores; writes nodes/demo/sigmagraph-demo.safetensors
     python tools/train_demo.py --images 512 --vae-steps 50 --vae-object-steps 50 --unet-steps 50 --out /tmp/quick.safetensors
 
 Stages, all deterministic from --seed (each stage draws from its own generator, seed + stage, so
