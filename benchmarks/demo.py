@@ -30,11 +30,12 @@ from sigmagraph.nodes.demo.generate import txt2img
 from sigmagraph.nodes.demo.quality import EVALUATION_CAPTIONS, quality
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+# Model calls per step of each sampler, as the sampler benchmark documents them (CFG's halves are one call).
+from benchmarks.samplers import steps_for_budget  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results" / "demo.md"
 SEEDS = 4
 BUDGETS = (4, 6, 10, 20)
-# Model calls per sampling run of n steps (CFG's two halves count as one call of the batched model).
-CALLS = {"heun": lambda steps: 2 * steps - 1, "dpm_2": lambda steps: 2 * steps - 1}
 ACCURACY_BUDGETS = (5, 10, 20)
 ACCURACY_SAMPLERS = ("euler", "heun", "lms", "dpmpp_2m", "ipndm", "uni_pc", "deis")
 SAMPLERS = ("euler", "euler_ancestral", "heun", "lms", "dpmpp_2m", "dpmpp_2m_sde", "ipndm", "uni_pc", "deis")
@@ -47,12 +48,6 @@ def wall_times(command: list[str], runs: int) -> list[float]:
         subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
         times.append(time.perf_counter() - start)
     return times
-
-
-def steps_for(sampler: str, budget: int) -> int:
-    """The most steps whose model calls fit in the budget."""
-    calls = CALLS.get(sampler, lambda steps: steps)
-    return max(steps for steps in range(1, budget + 1) if calls(steps) <= budget)
 
 
 def main() -> None:
@@ -77,7 +72,7 @@ def main() -> None:
         for sampler in SAMPLERS:
             cells = []
             for budget in BUDGETS:
-                steps = steps_for(sampler, budget)
+                steps = steps_for_budget(sampler, budget)
                 pictures = [(image, caption) for caption in EVALUATION_CAPTIONS
                             for image in txt2img(session, caption, seed=100, batch=SEEDS, steps=steps,
                                                  sampler_name=sampler, scheduler="karras")]
@@ -96,7 +91,7 @@ def main() -> None:
                                         scheduler="karras", cfg=cfg)).astype(np.float64)
             reference = {caption: images(caption, "dpmpp_2m", 200) for caption in captions}
             for sampler in ACCURACY_SAMPLERS:
-                cells = [np.sqrt(np.mean([((images(c, sampler, steps_for(sampler, budget)) - reference[c]) ** 2).mean()
+                cells = [np.sqrt(np.mean([((images(c, sampler, steps_for_budget(sampler, budget)) - reference[c]) ** 2).mean()
                                           for c in captions])) for budget in ACCURACY_BUDGETS]
                 lines.append(f"| {cfg:g} | {sampler} | " + " | ".join(f"{cell:.2f}" for cell in cells) + " |")
                 print(lines[-1], flush=True)

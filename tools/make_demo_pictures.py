@@ -16,26 +16,19 @@ import numpy as np
 from PIL import Image
 
 from sigmagraph.engine import Config, Session
-from sigmagraph.nodes.demo.generate import PROMPT, SAMPLER, default_workflow, txt2img
+from sigmagraph.nodes.demo.generate import LATENT, PROMPT, SAMPLER, default_workflow, txt2img
 from sigmagraph.nodes.demo.quality import EVALUATION_CAPTIONS
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 SCALE = 4
 
 
-def row(images: list[np.ndarray], gap: int = 2) -> np.ndarray:
-    """Images side by side with white gaps."""
-    height = images[0].shape[0]
-    spacer = np.full((height, gap, 3), 255, np.uint8)
-    parts = [part for image in images for part in (image, spacer)][:-1]
-    return np.concatenate(parts, axis=1)
-
-
-def column(rows: list[np.ndarray], gap: int = 2) -> np.ndarray:
-    width = rows[0].shape[1]
-    spacer = np.full((gap, width, 3), 255, np.uint8)
-    parts = [part for image in rows for part in (image, spacer)][:-1]
-    return np.concatenate(parts, axis=0)
+def tile(images: list[np.ndarray], axis: int, gap: int = 2) -> np.ndarray:
+    """Images joined along an axis (1: side by side, 0: stacked) with white gaps between them."""
+    shape = list(images[0].shape)
+    shape[axis] = gap
+    spacer = np.full(shape, 255, np.uint8)
+    return np.concatenate([part for image in images for part in (image, spacer)][:-1], axis=axis)
 
 
 def save(image: np.ndarray, name: str) -> None:
@@ -51,10 +44,10 @@ def main() -> None:
         workflow = default_workflow()
         settings = workflow[SAMPLER]["inputs"]
         default = txt2img(session, workflow[PROMPT]["inputs"]["text"], settings["seed"],
-                          batch=workflow["4"]["inputs"]["batch_size"])
-        save(row(default), "demo-default.png")
-        rows = [row(txt2img(session, caption, seed=100, batch=4)) for caption in EVALUATION_CAPTIONS]
-        save(column(rows), "demo-gallery.png")
+                          batch=workflow[LATENT]["inputs"]["batch_size"])
+        save(tile(default, axis=1), "demo-default.png")
+        rows = [tile(txt2img(session, caption, seed=100, batch=4), axis=1) for caption in EVALUATION_CAPTIONS]
+        save(tile(rows, axis=0), "demo-gallery.png")
 
 
 if __name__ == "__main__":

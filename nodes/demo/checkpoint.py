@@ -26,7 +26,8 @@ DEMO_CHECKPOINT = Path(__file__).with_name("sigmagraph-demo.safetensors")
 CONFIG_KEY = "sigmagraph.config"
 # SD's discrete schedule, which the demo model is trained on (discrete_model_sampling's defaults).
 SCHEDULE = {"beta_schedule": "scaled_linear", "linear_start": 0.00085, "linear_end": 0.012, "timesteps": 1000}
-PARTS = ((DEMO.unet_prefix, "unet"), (DEMO.vae_prefix, "vae"), (DEMO.text_encoders[0].prefixes[0], "text_encoder"))
+# Where the UNet, the autoencoder and the text encoder are stored, in that order.
+PREFIXES = (DEMO.unet_prefix, DEMO.vae_prefix, DEMO.text_encoders[0].prefixes[0])
 
 
 def demo_config(rgb_factors: tuple[tuple[float, ...], ...], rgb_bias: tuple[float, ...],
@@ -50,7 +51,7 @@ def demo_config(rgb_factors: tuple[tuple[float, ...], ...], rgb_bias: tuple[floa
 def save_demo(path: Path, unet: nn.Module, vae: nn.Module, text_encoder: nn.Module, config: dict[str, Any]) -> None:
     """Writes the three modules' weights as fp16 under their original prefixes, with the family mark and config."""
     tensors: dict[str, Tensor] = {}
-    for (prefix, _), module in zip(PARTS, (unet, vae, text_encoder)):
+    for prefix, module in zip(PREFIXES, (unet, vae, text_encoder)):
         for key, value in module.state_dict().items():
             tensors[prefix + key] = value.detach().to(torch.float16).contiguous()
     save_file(tensors, str(path), metadata={FAMILY_MARK_KEY: DEMO.name, CONFIG_KEY: json.dumps(config, sort_keys=True)})

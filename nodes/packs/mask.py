@@ -7,7 +7,6 @@ SolidMask(0) of the image's size with SolidMask(1) of the rectangle's size added
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
 from sigmagraph.engine import Combo, Float, Int, Socket, node
 

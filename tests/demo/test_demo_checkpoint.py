@@ -14,7 +14,7 @@ from sigmagraph.nodes.demo.checkpoint import DEMO_CHECKPOINT, SCHEDULE, demo_con
 from sigmagraph.nodes.models.checkpoint import open_checkpoint
 from sigmagraph.nodes.models.clip import CLIPTextModel
 from sigmagraph.nodes.models.detection import UnknownModel, detect
-from sigmagraph.nodes.models.families import DEMO, DEMO_LATENT, FAMILY_MARK_KEY
+from sigmagraph.nodes.models.families import DEMO, DEMO_LATENT
 from sigmagraph.nodes.models.loading import load_checkpoint
 from sigmagraph.nodes.models.module_init import empty_module, init_random_
 from sigmagraph.nodes.models.unet import UNetModel
@@ -27,7 +27,8 @@ PREFIXES = ("model.diffusion_model.", "first_stage_model.", "cond_stage_model.tr
 
 def random_demo_modules(seed: int = 0):
     slot = DEMO.text_encoders[0]
-    return (init_random_(empty_module(UNetModel, DEMO.unet), seed), init_random_(empty_module(AutoencoderKL, DEMO.vae), seed),
+    return (init_random_(empty_module(UNetModel, DEMO.unet), seed),
+            init_random_(empty_module(AutoencoderKL, DEMO.vae), seed),
             init_random_(empty_module(CLIPTextModel, slot.config), seed))
 
 

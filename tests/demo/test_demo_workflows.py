@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from sigmagraph.engine.testing import output, run
-from sigmagraph.nodes.demo.generate import to_uint8
+from sigmagraph.nodes.demo.generate import SAMPLER, to_uint8, txt2img_workflow
 from sigmagraph.nodes.demo.scenes import dominant_colour, expectation
 
 WORKFLOWS = Path(__file__).parents[2] / "workflows"
@@ -93,13 +93,10 @@ def test_two_stage_sampling_equals_split_sigmas_with_custom_samplers(builtin_ses
     custom_result = run(builtin_session, custom)
     assert torch.allclose(output(builtin_session, custom_result, "15")["samples"], two_stage, atol=1e-5)
     # Not just the converging sampler alone: the ancestral half left its mark.
-    single = workflow("default")
-    single["5"]["inputs"].update(seed=stage["noise_seed"], steps=stage["steps"], scheduler=stage["scheduler"],
-                                 sampler_name="dpmpp_2m", cfg=stage["cfg"])
-    single["2"] = graph["2"]
-    single["4"]["inputs"]["batch_size"] = 1
+    single = txt2img_workflow(graph["2"]["inputs"]["text"], stage["noise_seed"], steps=stage["steps"],
+                              scheduler=stage["scheduler"], sampler_name="dpmpp_2m", cfg=stage["cfg"])
     single_result = run(builtin_session, single)
-    assert not torch.allclose(output(builtin_session, single_result, "5")["samples"], two_stage, atol=1e-2)
+    assert not torch.allclose(output(builtin_session, single_result, SAMPLER)["samples"], two_stage, atol=1e-2)
 
 
 def test_the_sampler_comparison_gives_one_distinct_picture_per_sampler(builtin_session):
