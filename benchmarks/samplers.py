@@ -1,20 +1,21 @@
 """Which sampler should I use? Every sampler's own overhead, and its error per model call, measured.
 
 1. Overhead: every sampler in `SAMPLERS` runs 1000 Karras steps of SD (sigma 14.6146 -> 0.0292)
-   on a [1, 4, 64, 64] float32 latent with a trivial model (x0 = x / 2), so the time is the
-   sampler's own arithmetic (and noise), not the network's.
+   on a [1, 4, 64, 64] float32 latent with a trivial model (x0 = x / 2) on one thread, so the time
+   is the sampler's own arithmetic (and noise), not the network's; beside it, the floor: the
+   trivial model's own calls per step. `python benchmarks/samplers.py --overhead` prints only this.
 2. Accuracy per model call, on the analytic model (the exact denoiser of
    `GaussianMixture.random(0)`, in sigma space), for every sampler x every schedule of
    `SCHEDULES` (built from SD's discrete eps table) at 5, 10, 20 and 50 model calls:
    - deterministic samplers: RMS distance to the exact probability-flow ODE solution from the
-     same start x_T = sigma_0 n (a fine RK4 reference, tests/sampling/conftest.py);
+     same start x_T = sigma_0 n (a fine RK4 reference, `analytic.probability_flow_solution`);
    - stochastic samplers (ancestral, SDE, ddpm, lcm, ...), which do not target that solution:
      sliced-Wasserstein distance between 2048 samples and the mixture.
 
 Writes benchmarks/results/samplers.md and benchmarks/results/samplers.png and prints a short
 answer to "which sampler should I use". About two and a half minutes on two CPU cores.
 
-    python benchmarks/samplers.py
+    python benchmarks/samplers.py [--overhead]
 """
 
 from __future__ import annotations
@@ -28,16 +29,14 @@ import torch
 from torch import Tensor
 
 from sigmagraph.nodes.sampling import SAMPLERS, SCHEDULES
-from sigmagraph.nodes.sampling.analytic import GaussianMixture
+from sigmagraph.nodes.sampling.analytic import (GaussianMixture, probability_flow_solution, sliced_wasserstein,
+                                                sorted_projections, vectors)
+from sigmagraph.nodes.sampling.contract import CONTRACTS, CountedModel
 from sigmagraph.nodes.sampling.model_sampling import discrete_model_sampling
 from sigmagraph.nodes.sampling.samplers import DISCARD_PENULTIMATE_SIGMA
 from sigmagraph.nodes.sampling.schedules import scheduled_sigmas
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-# The tests' ODE reference, call counter and error measures: the benchmark measures what the tests check.
-from tests.sampling.conftest import probability_flow_solution  # noqa: E402
-from tests.sampling.sampler_testkit import Counting, rms, vectors  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 BUDGETS = (5, 10, 20, 50)
@@ -48,17 +47,7 @@ SW_SHAPE = (8, 4, 16, 16)  # 2048 latent pixels, each one sample of the mixture
 REFERENCE_STEPS = 1000  # RK4 steps in log sigma; 1000 and 4000 agree to ~1e-10 here
 SW_DIRECTIONS, SW_TARGET_SAMPLES = 64, 50_000
 
-# Model calls for N steps, a N + b, from the samplers' docstrings (N when not listed).
-CALLS_PER_STEP: dict[str, tuple[int, int]] = {
-    **dict.fromkeys(("heun", "dpm_2", "dpm_2_ancestral", "dpmpp_2s_ancestral", "dpmpp_2s_ancestral_cfg_pp",
-                     "dpmpp_sde", "dpmpp_sde_gpu", "seeds_2", "sa_solver_pece", "edm_stochastic",
-                     "dpm_solver_2s"), (2, -1)),
-    **dict.fromkeys(("seeds_3", "dpm_solver_3s"), (3, -2)),
-    "heunpp2": (3, -3),
-    "plms": (1, 1),
-    **dict.fromkeys(("pc_ve", "pc_vp"), (2, 0)),  # one Langevin corrector step per step by default
-}
-ADAPTIVE = frozenset({"dpm_adaptive"})
+ADAPTIVE = frozenset(name for name, contract in CONTRACTS.items() if contract.nfe_per_step is None)
 # dpm_fast and dpm_adaptive stop at the last non-zero sigma and return x there (ComfyUI's behaviour).
 ENDS_ABOVE_ZERO = frozenset({"dpm_fast", "dpm_adaptive"})
 # Tolerance multipliers of dpm_adaptive's defaults (rtol 0.05, atol 0.0078) tried to meet a budget.
@@ -67,18 +56,17 @@ ADAPTIVE_TOLERANCES = (8.0, 4.0, 2.0, 1.0, 0.5, 0.25, 0.1, 0.05, 0.02, 0.01, 0.0
 CHART_SAMPLERS = ("euler", "heun", "dpm_2", "lms", "dpmpp_2m", "uni_pc_bh2", "deis", "ipndm", "dpm_fast")
 
 
-def expected_calls(name: str, steps: int) -> int:
-    a, b = CALLS_PER_STEP.get(name, (1, 0))
-    return max(a * steps + b, 1)
-
-
 def steps_for_budget(name: str, budget: int) -> int:
-    """The most steps whose documented model calls stay within the budget (at least one step)."""
-    return max([n for n in range(1, budget + 1) if expected_calls(name, n) <= budget], default=1)
+    """The most steps whose model calls (the contract's NFE) stay within the budget (at least one step)."""
+    return CONTRACTS[name].steps_within(budget)
 
 
 def trivial_model(x: Tensor, sigma: Tensor, **extra) -> Tensor:
     return x * 0.5
+
+
+def rms(x: Tensor) -> float:
+    return float(x.pow(2).mean().sqrt())
 
 
 def sampler_names() -> tuple[dict[str, str], list[str]]:
@@ -92,15 +80,6 @@ def sampler_names() -> tuple[dict[str, str], list[str]]:
         else:
             first[key] = name
     return aliases, list(first.values())
-
-
-def is_stochastic(name: str) -> bool:
-    """Whether the sampler's output depends on the seed (with its default parameters)."""
-    x = 14.6 * torch.randn(1, 4, 2, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    sigmas = scheduled_sigmas(discrete_model_sampling("eps"), "karras", 8).double()
-    mixture = GaussianMixture.random(0)
-    a, b = (SAMPLERS[name](mixture, x, sigmas, {"seed": seed}, disable=True) for seed in (1, 2))
-    return not torch.equal(a, b)
 
 
 def fmt(value: float | None) -> str:
@@ -134,7 +113,7 @@ class Overhead:
 
 
 def time_once(name: str, sigmas: Tensor, x: Tensor) -> tuple[float, int]:
-    model = Counting(trivial_model)
+    model = CountedModel(trivial_model)
     start = time.perf_counter()
     SAMPLERS[name](model, x, sigmas, {"seed": 0}, disable=True)
     return time.perf_counter() - start, model.calls
@@ -191,11 +170,11 @@ class Problem:
         self.noise = torch.randn(ODE_SHAPE, generator=g, dtype=torch.float64)
         self.sw_noise = torch.randn(SW_SHAPE, generator=g, dtype=torch.float64)
         self.sw_data = self.mixture.sample(SW_SHAPE, g)
-        self.target = vectors(self.mixture.sample((SW_TARGET_SAMPLES, 4, 1, 1), g))
+        target = vectors(self.mixture.sample((SW_TARGET_SAMPLES, 4, 1, 1), g))
         directions = torch.randn(SW_DIRECTIONS, 4, generator=g, dtype=torch.float64)
         self.directions = directions / directions.norm(dim=1, keepdim=True)
         # The target's sorted projections, once: sorting 50 000 x 64 per run would dominate the benchmark.
-        self.target_projections = (self.target @ self.directions.T).sort(0).values
+        self.target_projections = sorted_projections(target, self.directions)
         self._references: dict[tuple[float, float], Tensor] = {}
 
     def sigmas(self, sampler: str, schedule: str, steps: int, discard: bool | None = None) -> Tensor:
@@ -225,17 +204,14 @@ class Problem:
         return rms(denoised - self.reference(start))
 
     def sw(self, samples: Tensor) -> float:
-        """The sliced 1-Wasserstein distance to the mixture, as the tests' `sliced_wasserstein` computes it."""
-        projections = (vectors(samples) @ self.directions.T).sort(0).values
-        n, m = len(projections), len(self.target_projections)
-        quantiles = ((torch.arange(n, dtype=torch.float64) + 0.5) / n * m).long()
-        return float((projections - self.target_projections[quantiles]).abs().mean())
+        """The sliced 1-Wasserstein distance of the samples (one per latent pixel) to the mixture."""
+        return sliced_wasserstein(vectors(samples), self.target_projections, self.directions)
 
     def ode_error(self, sampler: str, schedule: str, budget: int, discard: bool | None = None, **params) -> Run:
         """`discard` overrides ComfyUI's drop of the penultimate sigma (DISCARD_PENULTIMATE_SIGMA)."""
         steps = steps_for_budget(sampler, budget)
         sigmas = self.sigmas(sampler, schedule, steps, discard)
-        model = Counting(self.mixture)
+        model = CountedModel(self.mixture)
         out = SAMPLERS[sampler](model, float(sigmas[0]) * self.noise, sigmas, {"seed": 0}, disable=True, **params)
         error = rms(out - self.reference(float(sigmas[0])))
         return Run(sampler, schedule, budget, len(sigmas) - 1, model.calls, error)
@@ -244,7 +220,7 @@ class Problem:
         """SW distance of the outputs from the start x0 + sigma_0 n, an exact sample of the noisy marginal."""
         steps = steps_for_budget(sampler, budget)
         sigmas = self.sigmas(sampler, schedule, steps)
-        model = Counting(self.mixture)
+        model = CountedModel(self.mixture)
         x = self.sw_data + float(sigmas[0]) * self.sw_noise
         out = SAMPLERS[sampler](model, x, sigmas, {"seed": 0}, disable=True)
         return Run(sampler, schedule, budget, len(sigmas) - 1, model.calls, self.sw(out))
@@ -274,7 +250,7 @@ def adaptive_tolerances(problem: Problem) -> dict[int, tuple[float, int]]:
     sigmas = problem.sigmas("dpm_adaptive", "karras", 10)
     calls = {}
     for factor in ADAPTIVE_TOLERANCES:
-        model = Counting(problem.mixture)
+        model = CountedModel(problem.mixture)
         SAMPLERS["dpm_adaptive"](model, float(sigmas[0]) * problem.noise, sigmas, disable=True,
                                  rtol=0.05 * factor, atol=0.0078 * factor)
         calls[factor] = model.calls
@@ -518,13 +494,32 @@ def summary(overheads: list[Overhead], ode_runs: list[Run], sw_runs: list[Run],
     slow = [o for o in timed if o.per_step_us > 10 * euler.per_step_us]
     fast = [o for o in timed if o not in slow]
     lines.append(f"- Overhead on a 64×64 latent: {fast[0].per_step_us:.0f}-{fast[-1].per_step_us:.0f} µs/step"
-                 + (f", except the Brownian-tree samplers {', '.join(o.name for o in slow)} at "
+                 + (f", except {', '.join(o.name for o in slow)} at "
                     f"{slow[0].per_step_us / 1000:.1f}-{slow[-1].per_step_us / 1000:.1f} ms/step "
                     f"({slow[-1].per_step_us / euler.per_step_us:.0f}× euler)" if slow else "") + ".")
     return lines
 
 
+def print_overhead() -> None:
+    """Per-step overhead of every sampler, with the floor beside it: the trivial denoiser's own calls per step."""
+    torch.set_num_threads(1)
+    call_us = model_call_us()
+    print(f"one thread, latent {list(OVERHEAD_SHAPE)} float32, {OVERHEAD_STEPS} karras steps, "
+          f"trivial denoiser x0 = x * 0.5 ({call_us:.1f} µs per call)")
+    print(f"{'sampler':28s} {'µs/step':>9s} {'floor':>9s} {'sampler own':>12s}")
+    for name in sampler_names()[1]:
+        o = measure_overhead(name)
+        if o.per_step_us is None:
+            print(f"{name:28s} {'adaptive':>9s} {'':>9s} {o.per_call_us - call_us:9.1f} µs/call")
+            continue
+        floor = call_us * o.calls / o.steps
+        print(f"{name:28s} {o.per_step_us:9.1f} {floor:9.1f} {o.per_step_us - floor:12.1f}", flush=True)
+
+
 def main() -> None:
+    if "--overhead" in sys.argv[1:]:
+        print_overhead()
+        return
     torch.set_num_threads(1)  # tiny tensors: threads only add contention on shared cores
     RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -539,7 +534,7 @@ def main() -> None:
         print(f"overhead {name:32s} {per_step:>16s} {o.per_call_us:8.0f} µs/call", flush=True)
     print(f"[{time.perf_counter() - started:.0f} s] overhead done", flush=True)
 
-    stochastic = [n for n in names if is_stochastic(n)]
+    stochastic = [n for n in names if CONTRACTS[n].stochastic]
     deterministic = [n for n in names if n not in stochastic]
     problem = Problem()
     ode_runs, sw_runs = measure_accuracy(problem, deterministic, stochastic)
@@ -582,10 +577,11 @@ def main() -> None:
             "table (`discrete_model_sampling('eps')`), as KSampler builds them (including ComfyUI's extra step for "
             f"{', '.join(sorted(DISCARD_PENULTIMATE_SIGMA))}). Latent {list(ODE_SHAPE)} float64, start "
             "x_T = sigma_0 n with one fixed n; the reference is RK4 in log sigma with "
-            f"{REFERENCE_STEPS} steps (tests/sampling/conftest.py), once per start sigma; it agrees with a "
+            f"{REFERENCE_STEPS} steps (`analytic.probability_flow_solution`), once per start sigma; it agrees with a "
             f"{4 * REFERENCE_STEPS}-step solution to {fmt(reference_check)}. Steps are chosen from each sampler's "
-            "documented NFE formula (the most steps within the budget: heun 2N-1, heunpp2 3N-3, seeds_3 and "
-            "dpm_solver_3s 3N-2, plms N+1, else N). Column `steps/calls` is measured on karras; † marks a "
+            "NFE in the contract table (`contract.CONTRACTS`: the most steps within the budget, e.g. heun 2N-1, "
+            "heunpp2 3N-3, seeds_3 and dpm_solver_3s 3N-2, plms N+1, else N). Column `steps/calls` is measured "
+            "on karras; † marks a "
             "schedule where the measured calls differ from it (ddim_uniform adds a step when the step count does "
             "not divide 1000; beta drops repeated timesteps). The *floor* row is the error of an exact solve to "
             "the schedule's last sigma > 0 followed by the step to 0 that every sampler ends with (x0 = D(x)): "

@@ -28,15 +28,11 @@ def sampler_names(config=None) -> list[str]:
     return list(SAMPLERS)
 
 
-def progress_of(ctx: RunContext):
-    """The guider's progress callback: progress events with previews, and the interrupt check."""
-    return lambda step, total, preview: ctx.progress(step, total, preview)
-
-
 def _sample(ctx: RunContext, guider: Guider, noise: SeededNoise, sampler: SamplerChoice, sigmas: torch.Tensor,
             latent: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Runs the guider; ctx.progress sends progress events with previews and raises the interrupt."""
     with torch.inference_mode():
-        return guider.sample(noise, latent, sampler, sigmas, progress_of(ctx))
+        return guider.sample(noise, latent, sampler, sigmas, ctx.progress)
 
 
 @node(returns=["LATENT"], category="sampling")

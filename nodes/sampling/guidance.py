@@ -299,9 +299,15 @@ def _group(chunks: list[_Chunk]) -> list[list[_Chunk]]:
     return groups
 
 
+# (model, x, sigma, inputs, lists) -> x0: runs one batched model call in place of `model(x, sigma, **inputs)`;
+# lists[k] is the index of the conditioning list (0 positive, 1 negative) of the batch's k-th chunk
+# (ComfyUI's model_function_wrapper).
+ModelWrapper = Callable[[ConditionedModel, Tensor, Tensor, dict[str, Tensor], tuple[int, ...]], Tensor]
+
+
 def predict_conditions(model: ConditionedModel, condition_lists: Sequence[Sequence[Condition]], x: Tensor,
-                       sigma: Tensor) -> list[Tensor]:
-    """The blended x0 prediction of each list of conditions, from batched model calls."""
+                       sigma: Tensor, wrapper: ModelWrapper | None = None) -> list[Tensor]:
+    """The blended x0 prediction of each list of conditions, from batched model calls (through `wrapper`, if any)."""
     sigma_now = float(sigma.reshape(-1)[0])
     chunks = [_chunk(i, condition, x) for i, conditions in enumerate(condition_lists)
               for condition in conditions if condition.active(sigma_now)]
@@ -311,7 +317,11 @@ def predict_conditions(model: ConditionedModel, condition_lists: Sequence[Sequen
     # A tiny floor rather than zero: pixels no active entry covers come out as 0, not NaN.
     weights = [torch.full_like(x, 1e-37) for _ in condition_lists]
     for group in _group(chunks):
-        outputs = model(torch.cat([c.x for c in group]), sigma.repeat(len(group)), **_batch_inputs(group))
+        x_in, sigma_in, inputs = torch.cat([c.x for c in group]), sigma.repeat(len(group)), _batch_inputs(group)
+        if wrapper is None:
+            outputs = model(x_in, sigma_in, **inputs)
+        else:
+            outputs = wrapper(model, x_in, sigma_in, inputs, tuple(c.list_index for c in group))
         for chunk, output in zip(group, outputs.chunk(len(group))):
             _region(totals[chunk.list_index], chunk.area).add_(output * chunk.weight)
             _region(weights[chunk.list_index], chunk.area).add_(chunk.weight)
@@ -322,44 +332,91 @@ def predict_conditions(model: ConditionedModel, condition_lists: Sequence[Sequen
 # The guided denoiser
 
 
+@dataclass(frozen=True, eq=False)
+class GuidanceStep:
+    """One step's predictions as a model's CFG hooks see them (ComfyUI's sampler CFG function arguments).
+
+    `uncond` is zeros when the unconditional pass was skipped (cfg 1, no negative), as in ComfyUI;
+    `denoised` is the guided x0 so far; `positive` and `negative` are the entries that predicted
+    cond and uncond (negative None when that pass was skipped), for hooks that call the model again.
+    """
+
+    x: Tensor
+    sigma: Tensor
+    cond: Tensor
+    uncond: Tensor
+    cfg: float
+    denoised: Tensor
+    positive: Sequence[Condition] = ()
+    negative: Sequence[Condition] | None = None
+
+
+CfgHook = Callable[[GuidanceStep], Tensor]  # a step's predictions -> a new guided x0
+
+
 class GuidedDenoiser:
     """x0 = uncond + cfg (cond - uncond) (Ho & Salimans 2022), in the samplers' convention.
 
     Call it as `denoiser(x, sigma, **extra)`; `with_uncond` also returns the unconditional x0 (for
     the CFG++ samplers, which always need it). With no negative list (BasicGuider), or cfg == 1 in
     `__call__`, the unconditional pass is skipped. Sampler extras (seed, ...) are not for the model
-    and are not passed on.
+    and are not passed on. A model's `cfg_function` replaces the CFG blend and its `post_cfg` hooks
+    then change the guided x0 in turn (ComfyUI's sampler_cfg_function / sampler_post_cfg_function);
+    its `model_wrapper` runs each batched model call. `run` is what the denoiser serves (guiders'
+    SamplingRun), for samplers that read the model through it, as ComfyUI packs' samplers do.
     """
 
     def __init__(self, model: ConditionedModel, positive: list[Condition], negative: list[Condition] | None,
-                 cfg: float):
+                 cfg: float, cfg_function: CfgHook | None = None, post_cfg: Sequence[CfgHook] = (),
+                 model_wrapper: ModelWrapper | None = None, run: Any = None):
         if negative is not None:
             positive, negative = with_matching_areas(positive, negative)
         self.model, self.positive, self.negative, self.cfg = model, positive, negative, float(cfg)
+        self.cfg_function, self.post_cfg, self.model_wrapper = cfg_function, tuple(post_cfg), model_wrapper
+        self.run = run
 
     def __call__(self, x: Tensor, sigma: Tensor, **extra: Any) -> Tensor:
         if self.negative is None or math.isclose(self.cfg, 1.0):
-            return predict_conditions(self.model, [self.positive], x, sigma)[0]
+            return self._guide(x, sigma, self._predict([self.positive], x, sigma)[0], None)
         return self.with_uncond(x, sigma)[0]
 
     def with_uncond(self, x: Tensor, sigma: Tensor, **extra: Any) -> tuple[Tensor, Tensor]:
         """(guided x0, unconditional x0) from one batched evaluation."""
         if self.negative is None:
-            denoised = predict_conditions(self.model, [self.positive], x, sigma)[0]
-            return denoised, denoised
-        cond, uncond = predict_conditions(self.model, [self.positive, self.negative], x, sigma)
-        return uncond + (cond - uncond) * self.cfg, uncond
+            denoised = self._predict([self.positive], x, sigma)[0]
+            return self._guide(x, sigma, denoised, None), denoised
+        cond, uncond = self._predict([self.positive, self.negative], x, sigma)
+        return self._guide(x, sigma, cond, uncond), uncond
+
+    def _predict(self, condition_lists: list[list[Condition]], x: Tensor, sigma: Tensor) -> list[Tensor]:
+        return predict_conditions(self.model, condition_lists, x, sigma, self.model_wrapper)
+
+    def _guide(self, x: Tensor, sigma: Tensor, cond: Tensor, uncond: Tensor | None) -> Tensor:
+        """The guided x0: the CFG blend (or the model's CFG function), then the post-CFG hooks."""
+        denoised = cond if uncond is None else uncond + (cond - uncond) * self.cfg
+        if self.cfg_function is None and not self.post_cfg:
+            return denoised
+        step = GuidanceStep(x, sigma, cond, torch.zeros_like(cond) if uncond is None else uncond, self.cfg, denoised,
+                            self.positive, None if uncond is None else self.negative)
+        for hook in ((self.cfg_function,) if self.cfg_function else ()) + self.post_cfg:
+            step = replace(step, denoised=hook(step))
+        return step.denoised
 
 
 def guided_denoiser(model: ConditionedModel, positive: Conditioning, negative: Conditioning | None, cfg: float,
                     latent_shape: Sequence[int], percent_to_sigma: Callable[[float], float] | None = None,
-                    encode: ConditionEncoder = crossattn_inputs) -> GuidedDenoiser:
+                    encode: ConditionEncoder = crossattn_inputs, cfg_function: CfgHook | None = None,
+                    post_cfg: Sequence[CfgHook] = (), model_wrapper: ModelWrapper | None = None,
+                    run: Any = None) -> GuidedDenoiser:
     """The CFG denoiser for two CONDITIONING lists (negative None: conditioning only, as BasicGuider).
 
-    `percent_to_sigma` (a ModelSampling's) resolves start/end percents; `encode` builds model inputs.
+    `percent_to_sigma` (a ModelSampling's) resolves start/end percents; `encode` builds model inputs;
+    `cfg_function`, `post_cfg` and `model_wrapper` are the model's guidance hooks, `run` what the
+    denoiser serves (see GuidedDenoiser).
     """
     def resolve(conditioning: Conditioning, prompt_type: str) -> list[Condition]:
         return resolve_conditioning(conditioning, latent_shape, encode, percent_to_sigma, prompt_type)
 
     return GuidedDenoiser(model, resolve(positive, "positive"),
-                          None if negative is None else resolve(negative, "negative"), cfg)
+                          None if negative is None else resolve(negative, "negative"), cfg, cfg_function, post_cfg,
+                          model_wrapper, run)

@@ -22,7 +22,7 @@ from typing import Callable, Literal, Protocol
 import torch
 from torch import Tensor
 
-from .samplers.common import append_dims
+from .broadcast import per_batch
 
 Prediction = Literal["eps", "v_prediction", "x0", "lcm", "edm", "ve", "flow"]
 PREDICTIONS: tuple[str, ...] = ("eps", "v_prediction", "x0", "lcm", "edm", "ve", "flow")
@@ -293,12 +293,12 @@ class ModelSampling:
 
     def calculate_input(self, sigma: Tensor, x: Tensor) -> Tensor:
         """The network's input c_in * x."""
-        return x * _broadcast(self.scalings(sigma)[2], x)
+        return x * per_batch(self.scalings(sigma)[2], x)
 
     def calculate_denoised(self, sigma: Tensor, model_output: Tensor, x: Tensor) -> Tensor:
         """The denoised x0 = c_skip * x + c_out * model_output."""
         c_skip, c_out, _ = self.scalings(sigma)
-        return x * _broadcast(c_skip, x) + model_output * _broadcast(c_out, x)
+        return x * per_batch(c_skip, x) + model_output * per_batch(c_out, x)
 
     def noise_scaling(self, sigma: Tensor | float, noise: Tensor, latent: Tensor, max_denoise: bool = False) -> Tensor:
         """The sampler's starting x: latent noised to sigma.
@@ -307,7 +307,7 @@ class ModelSampling:
         scaled by sqrt(1 + sigma^2) when starting from pure noise (ComfyUI and sgm do this; diffusers
         only for "leading" spacing), which matches the variance of VP data noised to sigma.
         """
-        sigma = _broadcast(_as_tensor(sigma).to(noise.device), noise)
+        sigma = per_batch(_as_tensor(sigma).to(noise.device), noise)
         if self.prediction == "flow":
             return sigma * noise + (1.0 - sigma) * latent
         scale = (1.0 + sigma**2).sqrt() if max_denoise else sigma
@@ -319,14 +319,7 @@ class ModelSampling:
             return latent
         # Flow results with leftover noise go back to x0 + sigma/(1 - sigma) noise, so that a later
         # `noise_scaling` without new noise restores them exactly.
-        return latent / (1.0 - _broadcast(_as_tensor(sigma).to(latent.device), latent))
-
-
-def _broadcast(value: Tensor | float, x: Tensor) -> Tensor | float:
-    """A per-batch (or scalar) coefficient shaped to broadcast against x."""
-    if not isinstance(value, Tensor) or value.ndim == 0:
-        return value
-    return append_dims(value, x.ndim)
+        return latent / (1.0 - per_batch(_as_tensor(sigma).to(latent.device), latent))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -61,17 +61,10 @@ def gaussian_noise_sampler(x: Tensor, seed: int | Sequence[int] | None) -> Noise
 
 
 def ancestral_noise_sampler(x: Tensor, seed: int | Sequence[int] | None) -> NoiseSampler:
-    """The per-step noise of ancestral samplers: on CPU, bit-identical to ComfyUI's for the same seed.
+    """The per-step noise of ancestral samplers: one draw in x's dtype per step, seeded with seed + 1.
 
-    ComfyUI's `default_noise_sampler` (comfy/k_diffusion/sampling.py) seeds a `torch.Generator(x.device)`
-    with `extra_args["seed"]`, which `CFGGuider.inner_sample` sets to the KSampler / RandomNoise seed
-    itself (comfy/samplers.py, comfy/sample.py). Since PR #11528 ("Fix noise with ancestral samplers
-    when inferencing on cpu"; the run in DESIGN.md saw it in v0.8.0) it adds 1 to that seed when x is
-    on the CPU, so the first step's noise is no longer a copy of the initial latent noise (issue
-    #9819); it then draws `randn(x.shape, dtype=x.dtype)` once per step.
-    We always take that CPU path (seed + 1, x's dtype, one draw per step), so our noise matches
-    ComfyUI's on CPU everywhere, while ComfyUI's own noise on CUDA comes from the device RNG with
-    the bare seed and is not reproducible on other hardware.
+    seed + 1 keeps the first step's noise from repeating the initial latent noise; on CPU this is
+    ComfyUI's stream bit for bit (docs/parity.md).
     """
     if isinstance(seed, (list, tuple)):
         return gaussian_noise_sampler(x, [s + 1 for s in seed])
@@ -83,12 +76,9 @@ class BrownianTreeNoiseSampler:
 
     Because the same Brownian path is reused at any step size, SDE samplers driven by it converge
     to one image as steps grow. The trees live on the CPU (torchsde), which makes them
-    device-independent; `seed` may be a list with one seed (one tree) per batch item.
-    The arithmetic follows ComfyUI's `BrownianTreeNoiseSampler(..., cpu=True)` step for step — one
-    `torchsde.BrownianTree(t_lo, zeros in x's dtype, t_hi, entropy=seed)` with torchsde's default
-    tolerance, queried with float32 times, the increment divided in the sigmas' dtype — so for
-    ComfyUI's float32 sigmas the noise is bit-identical to its CPU trees (its `_gpu` samplers
-    build the tree on the GPU). With a seed of None the tree is seeded with 0, not at random.
+    device-independent; `seed` may be a list with one seed (one tree) per batch item. One
+    torchsde tree over [t(sigma_min), t(sigma_max)] per seed, queried with float32 times, gives
+    ComfyUI's CPU trees bit for bit (docs/parity.md). A seed of None seeds the tree with 0.
     """
 
     def __init__(self, x: Tensor, sigma_min: float | Tensor, sigma_max: float | Tensor,

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .broadcast import append_dims
 from .model_sampling import ModelSampling
 from .samplers.common import Callback, Denoiser, Sampler
 
@@ -31,7 +32,7 @@ class InpaintDenoiser:
         self.latent, self.noise, self.mask = latent, noise, mask
 
     def _blend_input(self, x: Tensor, sigma: Tensor) -> Tensor:
-        kept = self.model_sampling.noise_scaling(sigma.reshape(-1, *([1] * (x.ndim - 1))), self.noise, self.latent)
+        kept = self.model_sampling.noise_scaling(append_dims(sigma, x.ndim), self.noise, self.latent)
         return x * self.mask + kept * (1 - self.mask)
 
     def _blend_output(self, x0: Tensor) -> Tensor:

@@ -8,9 +8,8 @@ Two kinds:
 
 `SCHEDULES` maps every name a KSampler accepts to a `(model_sampling, steps) -> sigmas` function;
 the nodes build their choice lists from it, so a schedule added there appears everywhere.
-`scheduled_sigmas` adds ComfyUI's `denoise` handling on top. Numbers match ComfyUI's, including
-two of its quirks kept for parity: `ddim_uniform` can give more than `steps` steps when `steps`
-does not divide the table size, and `beta` drops repeated timesteps (fewer steps at high counts).
+`scheduled_sigmas` adds ComfyUI's `denoise` handling on top. Numbers match ComfyUI's, its quirks
+included (docs/parity.md).
 """
 
 from __future__ import annotations
@@ -176,41 +175,6 @@ def _range_schedule(closed_form: Callable[[int, float, float], Tensor]) -> Sched
     return schedule
 
 
-# Every KSampler scheduler name: ComfyUI's, in its order, then ours. Not here: vp and the
-# Align-Your-Steps tables, whose fixed sigma ranges fit one model family, not any model_sampling.
-SCHEDULES: dict[str, Schedule] = {
-    "simple": simple_sigmas,
-    "sgm_uniform": sgm_uniform_sigmas,
-    "karras": _range_schedule(karras_sigmas),
-    "exponential": _range_schedule(exponential_sigmas),
-    "ddim_uniform": ddim_uniform_sigmas,
-    "beta": beta_sigmas,
-    "normal": normal_sigmas,
-    "linear_quadratic": linear_quadratic_sigmas,
-    "kl_optimal": _range_schedule(kl_optimal_sigmas),
-    "polyexponential": _range_schedule(polyexponential_sigmas),
-    "legacy_ddpm": legacy_ddpm_sigmas,
-}
-
-
-def scheduled_sigmas(model_sampling: ModelSampling, scheduler: str, steps: int, denoise: float = 1.0,
-                     discard_penultimate: bool = False) -> Tensor:
-    """KSampler's / BasicScheduler's sigmas: for denoise < 1, the last steps + 1 of int(steps / denoise).
-
-    denoise <= 0 gives an empty schedule. `discard_penultimate` computes one step more and drops the
-    second-to-last sigma, as ComfyUI's KSampler does for dpm_2, dpm_2_ancestral and uni_pc.
-    """
-    if scheduler not in SCHEDULES:
-        raise ValueError(f"unknown scheduler {scheduler!r}: expected one of {', '.join(SCHEDULES)}")
-    if denoise <= 0.0:
-        return torch.zeros(0)
-    total = steps if denoise > 0.9999 else int(steps / denoise)
-    sigmas = SCHEDULES[scheduler](model_sampling, total + int(discard_penultimate))
-    if discard_penultimate:
-        sigmas = torch.cat([sigmas[:-2], sigmas[-1:]])
-    return sigmas[-(steps + 1):]
-
-
 # ----------------------------------------------------------------------------------------------
 # Fixed tables: Align Your Steps and SD-Turbo
 
@@ -317,8 +281,43 @@ def beta_quantile(q: Tensor, alpha: float, beta: float) -> Tensor:
     return torch.where((q == 0.5) & torch.tensor(alpha == beta), torch.full_like(q, 0.5), result)
 
 
-# Fixed-range schedules under names that say what they suit: `vp` is the VP SDE's own range, the
-# Align-Your-Steps tables were optimized for SD1 and SDXL (KSampler's denoise applies on top).
-SCHEDULES["vp"] = lambda model_sampling, steps: vp_sigmas(steps)
-SCHEDULES["align_your_steps_sd1"] = lambda model_sampling, steps: align_your_steps_sigmas("SD1", steps)
-SCHEDULES["align_your_steps_sdxl"] = lambda model_sampling, steps: align_your_steps_sigmas("SDXL", steps)
+# ----------------------------------------------------------------------------------------------
+# The named schedules
+
+# Every KSampler scheduler name: ComfyUI's, in its order, then ours. The fixed-range schedules go
+# under names that say what they suit: `vp` is the VP SDE's own range, the Align-Your-Steps tables
+# were optimized for SD1 and SDXL (KSampler's denoise applies on top).
+SCHEDULES: dict[str, Schedule] = {
+    "simple": simple_sigmas,
+    "sgm_uniform": sgm_uniform_sigmas,
+    "karras": _range_schedule(karras_sigmas),
+    "exponential": _range_schedule(exponential_sigmas),
+    "ddim_uniform": ddim_uniform_sigmas,
+    "beta": beta_sigmas,
+    "normal": normal_sigmas,
+    "linear_quadratic": linear_quadratic_sigmas,
+    "kl_optimal": _range_schedule(kl_optimal_sigmas),
+    "polyexponential": _range_schedule(polyexponential_sigmas),
+    "legacy_ddpm": legacy_ddpm_sigmas,
+    "vp": lambda model_sampling, steps: vp_sigmas(steps),
+    "align_your_steps_sd1": lambda model_sampling, steps: align_your_steps_sigmas("SD1", steps),
+    "align_your_steps_sdxl": lambda model_sampling, steps: align_your_steps_sigmas("SDXL", steps),
+}
+
+
+def scheduled_sigmas(model_sampling: ModelSampling, scheduler: str, steps: int, denoise: float = 1.0,
+                     discard_penultimate: bool = False) -> Tensor:
+    """KSampler's / BasicScheduler's sigmas: for denoise < 1, the last steps + 1 of int(steps / denoise).
+
+    denoise <= 0 gives an empty schedule. `discard_penultimate` computes one step more and drops the
+    second-to-last sigma, as ComfyUI's KSampler does for dpm_2, dpm_2_ancestral and uni_pc.
+    """
+    if scheduler not in SCHEDULES:
+        raise ValueError(f"unknown scheduler {scheduler!r}: expected one of {', '.join(SCHEDULES)}")
+    if denoise <= 0.0:
+        return torch.zeros(0)
+    total = steps if denoise > 0.9999 else int(steps / denoise)
+    sigmas = SCHEDULES[scheduler](model_sampling, total + int(discard_penultimate))
+    if discard_penultimate:
+        sigmas = torch.cat([sigmas[:-2], sigmas[-1:]])
+    return sigmas[-(steps + 1):]

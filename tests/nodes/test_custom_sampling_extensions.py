@@ -1,4 +1,5 @@
-"""A sampler and a schedule registered by a pack are selectable by name and give the expected result."""
+"""A sampler and a schedule registered by a pack are selectable by name, give the expected result, and the
+sampler keeps the sampler contract."""
 
 from __future__ import annotations
 
@@ -13,16 +14,18 @@ from sigmagraph.engine import discovery
 from sigmagraph.engine.testing import output, pack_session, run
 from sigmagraph.nodes.packs.analytic import analytic_model
 from sigmagraph.nodes.sampling import SAMPLERS, SCHEDULES
+from sigmagraph.nodes.sampling.contract import check_sampler
 
 PACK = """
     import torch
     from sigmagraph.nodes.sampling import SAMPLERS, SCHEDULES
+    from sigmagraph.nodes.sampling.samplers.common import bind_denoiser
 
 
     def euler_by_hand(model, x, sigmas, extra_args=None, callback=None, disable=None):
-        s_in = x.new_ones(x.shape[0])
+        denoise = bind_denoiser(model, x, extra_args)
         for i in range(len(sigmas) - 1):
-            denoised = model(x, sigmas[i] * s_in, **(extra_args or {}))
+            denoised = denoise(x, sigmas[i])
             if callback is not None:
                 callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
             x = x + (x - denoised) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
@@ -78,3 +81,4 @@ def test_custom_sampler_and_schedule_in_ksampler(extended):
     for s, s_next in zip(sigmas[:-1], sigmas[1:]):
         x = x + (x - denoise(x, torch.full((1,), float(s), dtype=torch.float64))) / s * (s_next - s)
     assert torch.allclose(got, x, atol=1e-4)
+    check_sampler(SAMPLERS["euler_by_hand"], nfe_per_step=1)

@@ -1,33 +1,20 @@
-"""Shared pieces of the tests of the DDIM / multistep / UniPC / RES / ER-SDE / SEEDS / SA-Solver /
-score-SDE samplers: schedules, error measures, a call-counting model, a CFG guider, the exact
-probability-flow ODE problem and exact mixture statistics."""
+"""Shared pieces of the sampler tests: schedules, error measures, a recording noise sampler, a CFG
+guider, and the exact probability-flow ODE problem."""
 
 from __future__ import annotations
 
 import math
 from functools import lru_cache
 
-import pytest
 import torch
 from torch import Tensor
 
-from sigmagraph.nodes.sampling.analytic import GaussianMixture
-
-from .conftest import probability_flow_solution
+from sigmagraph.nodes.sampling.analytic import GaussianMixture, probability_flow_solution
 
 SD_SIGMA_MAX, SD_SIGMA_MIN = 14.6146, 0.0292
 # The convergence problem spans EDM's range: the samplers' first, lower-order steps are taken where
 # the trajectory is straightest, so the error of the interior steps dominates at the step counts used.
 ODE_SIGMA_MAX, ODE_SIGMA_MIN = 80.0, 0.03
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The mixture denoiser is tiny: threads only add contention on the shared CI cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def karras(n: int, sigma_max: float = SD_SIGMA_MAX, sigma_min: float = SD_SIGMA_MIN, rho: float = 7.0,
@@ -44,17 +31,6 @@ def rms(x: Tensor) -> float:
 
 def noisy_start(shape: tuple[int, ...] = (1, 4, 2, 2), sigma: float = SD_SIGMA_MAX, seed: int = 0) -> Tensor:
     return sigma * torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-
-
-class Counting:
-    """A model wrapper that counts calls: the NFE."""
-
-    def __init__(self, model):
-        self.model, self.calls = model, 0
-
-    def __call__(self, x, sigma, **extra):
-        self.calls += 1
-        return self.model(x, sigma, **extra)
 
 
 class Recorded:
@@ -88,6 +64,12 @@ def guided_pair() -> Guided:
                   GaussianMixture.random(seed=5, components=2, channels=4), scale=0.6)
 
 
+def smooth_mixture() -> GaussianMixture:
+    """The seed-0 mixture with doubled stds: a smoother posterior mean reaches the asymptotic regime in fewer steps."""
+    sharp = GaussianMixture.random(seed=0, components=3, channels=4, spread=1.0)
+    return GaussianMixture(sharp.weights, sharp.means, 2 * sharp.stds)
+
+
 @lru_cache(maxsize=None)
 def ode_problem() -> tuple[GaussianMixture, Tensor, Tensor]:
     """(model, start at ODE_SIGMA_MAX, exact probability-flow solution at ODE_SIGMA_MIN).
@@ -96,8 +78,7 @@ def ode_problem() -> tuple[GaussianMixture, Tensor, Tensor]:
     asymptotic regime of every method within a few hundred steps (with the narrow components,
     trajectories near a decision boundary keep first-order methods pre-asymptotic far longer).
     """
-    sharp = GaussianMixture.random(seed=0, components=3, channels=4, spread=1.0)
-    model = GaussianMixture(sharp.weights, sharp.means, 2 * sharp.stds)
+    model = smooth_mixture()
     g = torch.Generator().manual_seed(1)
     shape = (1, 4, 8, 8)
     x = model.sample(shape, g) + ODE_SIGMA_MAX * torch.randn(shape, generator=g, dtype=torch.float64)
@@ -110,16 +91,3 @@ def measured_order(sampler, n: int) -> tuple[float, float, float]:
     errors = [rms(sampler(model, x, karras(k, ODE_SIGMA_MAX, ODE_SIGMA_MIN, final_zero=False), disable=True) - exact)
               for k in (n + 1, 2 * n + 1)]
     return math.log2(errors[0] / errors[1]), *errors
-
-
-def vectors(x: Tensor) -> Tensor:
-    """[B, C, H, W] -> [B H W, C]: one sample per latent pixel."""
-    return x.movedim(1, -1).reshape(-1, x.shape[1])
-
-
-def sliced_wasserstein(a: Tensor, b: Tensor, directions: Tensor) -> float:
-    """Mean over unit directions of the 1-Wasserstein distance between the projections (b may be larger)."""
-    pa = (a @ directions.T).sort(0).values
-    pb = (b @ directions.T).sort(0).values
-    quantiles = ((torch.arange(len(pa), dtype=torch.float64) + 0.5) / len(pa) * len(pb)).long()
-    return float((pa - pb[quantiles]).abs().mean())

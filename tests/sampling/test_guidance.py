@@ -7,7 +7,7 @@ import torch
 
 from sigmagraph.nodes.sampling.guidance import crossattn_inputs, guided_denoiser, resolve_conditioning
 from sigmagraph.nodes.sampling.model_sampling import discrete_model_sampling
-from sigmagraph.nodes.sampling.samplers.common import predict_with_uncond
+from sigmagraph.nodes.sampling.samplers.common import bind_predictor
 
 SD = discrete_model_sampling()
 B, C, H, W = 2, 4, 16, 16
@@ -55,7 +55,7 @@ def test_cfg_one_skips_the_uncond_pass():
 
 def test_with_uncond_for_cfg_pp_always_evaluates_both():
     denoiser, model, x, sigma = run([entry(3.0)], [entry(1.0)], cfg=1.0)
-    guided, uncond = predict_with_uncond(denoiser, x, sigma, {"seed": 5})
+    guided, uncond = bind_predictor(denoiser, x, {"seed": 5}, cfg_pp=True)(x, sigma)
     assert len(model.calls) == 1 and model.calls[0]["x"][0] == 2 * B
     torch.testing.assert_close(guided, torch.full_like(x, 3.0))
     torch.testing.assert_close(uncond, torch.full_like(x, 1.0))

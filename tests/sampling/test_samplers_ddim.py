@@ -10,7 +10,7 @@ from diffusers import DDIMScheduler
 from sigmagraph.nodes.sampling.analytic import GaussianMixture
 from sigmagraph.nodes.sampling.samplers.ddim import ddim, ddpm, lcm
 
-from .sampler_testkit import Recorded, karras, measured_order, noisy_start, one_thread  # noqa: F401
+from .sampler_testkit import Recorded, karras, measured_order, noisy_start
 
 SD_BETAS = dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
 
@@ -50,15 +50,19 @@ def test_ddim_matches_diffusers_ddim_scheduler(eta, mixture):
     torch.testing.assert_close(ours, x_vp, rtol=0, atol=1e-12)
 
 
+def run_with_recorded_noise(sampler, mixture, steps: int, seed: int):
+    """(sigmas, the recorded noise, our result, alpha_bar, the start in the VP frame) of a Karras run."""
+    sigmas = karras(steps)
+    x = noisy_start((2, 4, 4, 4), float(sigmas[0]))
+    noise = Recorded(x.shape, seed=seed)
+    ours = sampler(mixture, x, sigmas, disable=True, noise_sampler=noise)
+    abars = alpha_bar(sigmas)
+    return sigmas, noise, ours, abars, x * abars[0] ** 0.5
+
+
 def test_ddpm_is_ho_et_al_algorithm_2_with_the_posterior_variance(mixture):
     """x_prev = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t) + sqrt(beta_tilde_t) z, in the VP frame."""
-    sigmas = karras(10)
-    x = noisy_start((2, 4, 4, 4), float(sigmas[0]))
-    noise = Recorded(x.shape, seed=4)
-    ours = ddpm(mixture, x, sigmas, disable=True, noise_sampler=noise)
-
-    abars = alpha_bar(sigmas)
-    x_vp = x * abars[0] ** 0.5
+    sigmas, noise, ours, abars, x_vp = run_with_recorded_noise(ddpm, mixture, 10, seed=4)
     for k in range(len(sigmas) - 1):
         alpha = abars[k] / abars[k + 1]
         beta = 1 - alpha
@@ -73,13 +77,7 @@ def test_ddpm_is_ho_et_al_algorithm_2_with_the_posterior_variance(mixture):
 
 def test_lcm_predicts_x0_and_renoises_in_the_vp_frame(mixture):
     """Multistep consistency sampling: x_prev = sqrt(alpha_bar_prev) x0 + sqrt(1 - alpha_bar_prev) z."""
-    sigmas = karras(4)
-    x = noisy_start((2, 4, 4, 4), float(sigmas[0]))
-    noise = Recorded(x.shape, seed=5)
-    ours = lcm(mixture, x, sigmas, disable=True, noise_sampler=noise)
-
-    abars = alpha_bar(sigmas)
-    x_vp = x * abars[0] ** 0.5
+    sigmas, noise, ours, abars, x_vp = run_with_recorded_noise(lcm, mixture, 4, seed=5)
     for k in range(len(sigmas) - 1):
         x0 = mixture(x_vp / abars[k] ** 0.5, sigmas[k].expand(2))
         x_vp = abars[k + 1] ** 0.5 * x0

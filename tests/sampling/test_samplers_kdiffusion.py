@@ -1,6 +1,7 @@
 """The k-diffusion-family samplers against references they do not share code with: the exact
 probability-flow ODE solution of an analytic mixture (convergence orders), identities derived by
-hand, model-call counts, callbacks, seeding, and CFG++ written out from the paper's update rule."""
+hand, dpm_fast's and dpm_adaptive's own steps, and CFG++ written out from the paper's update rule.
+Model calls, callbacks, interrupts and seeds are the sampler contract (test_sampler_contract.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from functools import partial
 import pytest
 import torch
 
-from sigmagraph.nodes.sampling.analytic import GaussianMixture
-from sigmagraph.nodes.sampling.samplers import dpm_solver, dpmpp, euler, lms
+from sigmagraph.nodes.sampling import SAMPLERS
+from sigmagraph.nodes.sampling.analytic import probability_flow_solution
+from sigmagraph.nodes.sampling.contract import CountedModel
 
-from .conftest import probability_flow_solution
+from .sampler_testkit import guided_pair, karras, rms, smooth_mixture as make_smooth_mixture
 
-SAMPLERS = {**euler.SAMPLERS, **lms.SAMPLERS, **dpm_solver.SAMPLERS, **dpmpp.SAMPLERS}
 SIGMA_MAX, SIGMA_MIN = 14.6146, 0.1
 
 
@@ -24,33 +25,9 @@ def log_uniform(n: int, sigma_max: float = SIGMA_MAX, sigma_min: float = SIGMA_M
     return torch.linspace(math.log(sigma_max), math.log(sigma_min), n + 1, dtype=torch.float64).exp()
 
 
-def karras(n: int, sigma_max: float = SIGMA_MAX, sigma_min: float = 0.0292, rho: float = 7.0) -> torch.Tensor:
-    """Karras et al.'s schedule with the final 0, as a sampler node gets it."""
-    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
-    sigmas = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
-    return torch.cat([sigmas, sigmas.new_zeros(1)])
-
-
-def rms(x: torch.Tensor) -> float:
-    return float(x.pow(2).mean().sqrt())
-
-
-class Counting:
-    """A model wrapper that counts calls (the NFE), with or without CFG++'s `with_uncond`."""
-
-    def __init__(self, model):
-        self.model, self.calls = model, 0
-
-    def __call__(self, x, sigma, **extra):
-        self.calls += 1
-        return self.model(x, sigma, **extra)
-
-
 @pytest.fixture(scope="module")
-def smooth_mixture() -> GaussianMixture:
-    """The seed-0 mixture with doubled stds: a smoother posterior mean reaches the asymptotic regime in fewer steps."""
-    sharp = GaussianMixture.random(seed=0, components=3, channels=4, spread=1.0)
-    return GaussianMixture(sharp.weights, sharp.means, 2 * sharp.stds)
+def smooth_mixture():
+    return make_smooth_mixture()
 
 
 @pytest.fixture(scope="module")
@@ -212,56 +189,11 @@ def test_zero_s_noise_is_not_the_ode_sampler(name, mixture):
     assert rms(a - b) > 0.1
 
 
-# --- model calls -----------------------------------------------------------------------------------
-
-# (NFE on a schedule ending in 0, NFE on one ending above 0) for N steps
-NFE = {
-    "euler": (lambda n: n, lambda n: n),
-    "euler_cfg_pp": (lambda n: n, lambda n: n),
-    "euler_ancestral": (lambda n: n, lambda n: n),
-    "euler_ancestral_cfg_pp": (lambda n: n, lambda n: n),
-    "heun": (lambda n: 2 * n - 1, lambda n: 2 * n),
-    "edm_stochastic": (lambda n: 2 * n - 1, lambda n: 2 * n),
-    "heunpp2": (lambda n: 3 * n - 3, lambda n: 3 * n - 3),
-    "dpm_2": (lambda n: 2 * n - 1, lambda n: 2 * n),
-    "dpm_2_ancestral": (lambda n: 2 * n - 1, lambda n: 2 * n),
-    "lms": (lambda n: n, lambda n: n),
-    "dpm_fast": (lambda n: n, lambda n: n),
-    "dpm_solver_2s": (lambda n: 2 * n - 1, lambda n: 2 * n),
-    "dpm_solver_3s": (lambda n: 3 * n - 2, lambda n: 3 * n),
-    "dpmpp_2s_ancestral": (lambda n: 2 * n - 1, lambda n: 2 * n),
-    "dpmpp_2s_ancestral_cfg_pp": (lambda n: 2 * n - 1, lambda n: 2 * n),
-    "dpmpp_sde": (lambda n: 2 * n - 1, lambda n: 2 * n),
-    "dpmpp_sde_gpu": (lambda n: 2 * n - 1, lambda n: 2 * n),
-    "dpmpp_2m": (lambda n: n, lambda n: n),
-    "dpmpp_2m_cfg_pp": (lambda n: n, lambda n: n),
-    "dpmpp_2m_sde": (lambda n: n, lambda n: n),
-    "dpmpp_2m_sde_gpu": (lambda n: n, lambda n: n),
-    "dpmpp_2m_sde_heun": (lambda n: n, lambda n: n),
-    "dpmpp_2m_sde_heun_gpu": (lambda n: n, lambda n: n),
-    "dpmpp_3m_sde": (lambda n: n, lambda n: n),
-    "dpmpp_3m_sde_gpu": (lambda n: n, lambda n: n),
-}
-
-
-def test_every_sampler_has_a_documented_nfe():
-    assert set(NFE) | {"dpm_adaptive"} == set(SAMPLERS)
-
-
-@pytest.mark.parametrize("name", sorted(NFE))
-@pytest.mark.parametrize("ends_in_zero", [True, False], ids=["to0", "to_sigma_min"])
-def test_model_calls_equal_the_documented_nfe(name, ends_in_zero, mixture):
-    n = 7
-    sigmas = karras(n) if ends_in_zero else log_uniform(n)
-    model = Counting(mixture)
-    x = sigmas[0] * torch.randn((1, 4, 2, 2), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    SAMPLERS[name](model, x, sigmas, {"seed": 0}, disable=True)
-    assert model.calls == NFE[name][0 if ends_in_zero else 1](n)
-
+# --- dpm_fast's and dpm_adaptive's own steps ----------------------------------------------------------
 
 @pytest.mark.parametrize("order", [2, 3])
 def test_dpm_adaptive_nfe_is_one_per_accepted_step_plus_order_minus_one_per_attempt(order, mixture):
-    model = Counting(mixture)
+    model = CountedModel(mixture)
     attempts = []
     x = 14.6 * torch.randn((1, 4, 2, 2), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     # h_init = 3 is far too large at first: the controller must reject and shrink.
@@ -272,82 +204,19 @@ def test_dpm_adaptive_nfe_is_one_per_accepted_step_plus_order_minus_one_per_atte
     assert model.calls == accepted + (order - 1) * len(attempts)
 
 
-# --- callbacks, interrupts, seeds --------------------------------------------------------------------
-
-@pytest.mark.parametrize("name", sorted(NFE))
-def test_callback_reports_every_step_once(name, mixture):
-    n = 6
-    infos = []
+def test_dpm_fast_reports_each_of_its_own_steps(mixture):
+    """n model calls over n // 3 + 1 steps, each reported once."""
+    model, infos = CountedModel(mixture), []
     x = 14.6 * torch.randn((1, 4, 2, 2), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    SAMPLERS[name](mixture, x, karras(n), {"seed": 0}, callback=infos.append, disable=True)
-    steps = n // 3 + 1 if name == "dpm_fast" else n  # dpm_fast spends n calls on n // 3 + 1 steps
-    assert [info["i"] for info in infos] == list(range(steps))
-    assert all(set(info) >= {"x", "i", "sigma", "sigma_hat", "denoised"} for info in infos)
-
-
-class Interrupted(Exception):
-    pass
-
-
-@pytest.mark.parametrize("name", sorted(SAMPLERS))
-def test_a_raising_callback_stops_the_sampler_within_the_step(name, mixture):
-    model = Counting(mixture)
-    calls_at_interrupt = []
-
-    def callback(info):
-        if info["i"] == 1:
-            calls_at_interrupt.append(model.calls)
-            raise Interrupted
-
-    x = 14.6 * torch.randn((1, 4, 2, 2), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    with pytest.raises(Interrupted):
-        SAMPLERS[name](model, x, karras(8), {"seed": 0}, callback=callback, disable=True)
-    assert model.calls == calls_at_interrupt[0]
-
-
-STOCHASTIC = ["euler_ancestral", "euler_ancestral_cfg_pp", "dpm_2_ancestral", "dpmpp_2s_ancestral",
-              "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde", "dpmpp_2m_sde", "dpmpp_2m_sde_heun", "dpmpp_3m_sde",
-              "edm_stochastic"]
-
-
-@pytest.mark.parametrize("name", STOCHASTIC)
-def test_same_seed_is_bitwise_identical_and_another_seed_differs(name, mixture):
-    x = 14.6 * torch.randn((2, 4, 4, 4), generator=torch.Generator().manual_seed(0), dtype=torch.float32)
-    sigmas = karras(8).float()
-    a = SAMPLERS[name](mixture, x, sigmas, {"seed": 123}, disable=True)
-    b = SAMPLERS[name](mixture, x, sigmas, {"seed": 123}, disable=True)
-    c = SAMPLERS[name](mixture, x, sigmas, {"seed": 124}, disable=True)
-    assert torch.equal(a, b)
-    assert rms(a - c) > 1e-3
-
-
-@pytest.mark.parametrize("name", STOCHASTIC)
-def test_per_item_seeds_make_an_item_independent_of_its_batch(name, mixture):
-    x = 14.6 * torch.randn((2, 4, 4, 4), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    pair = SAMPLERS[name](mixture, x, karras(8), {"seed": [7, 8]}, disable=True)
-    alone = SAMPLERS[name](mixture, x[1:], karras(8), {"seed": [8]}, disable=True)
-    torch.testing.assert_close(pair[1:], alone, rtol=0, atol=1e-12)
+    SAMPLERS["dpm_fast"](model, x, karras(6), callback=infos.append, disable=True)
+    assert [info["i"] for info in infos] == list(range(6 // 3 + 1)) and model.calls == 6
 
 
 # --- CFG++ with a guider -----------------------------------------------------------------------------
 
-class Guided:
-    """Classifier-free guidance between two exact denoisers, exposing the unconditional x0 as a guider does."""
-
-    def __init__(self, cond: GaussianMixture, uncond: GaussianMixture, scale: float):
-        self.cond, self.uncond, self.scale = cond, uncond, scale
-
-    def with_uncond(self, x, sigma, **extra):
-        u = self.uncond(x, sigma)
-        return u + self.scale * (self.cond(x, sigma) - u), u
-
-    def __call__(self, x, sigma, **extra):
-        return self.with_uncond(x, sigma)[0]
-
-
 @pytest.fixture
-def guided(mixture) -> Guided:
-    return Guided(mixture, GaussianMixture.random(seed=5, components=2, channels=4), scale=0.6)
+def guided():
+    return guided_pair()
 
 
 def test_euler_cfg_pp_renoises_with_the_unconditional_noise(guided):

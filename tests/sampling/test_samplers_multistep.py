@@ -15,7 +15,7 @@ from scipy import integrate
 
 from sigmagraph.nodes.sampling.samplers.multistep import deis, ipndm, ipndm_v, plms
 
-from .sampler_testkit import karras, measured_order, noisy_start, one_thread  # noqa: F401
+from .sampler_testkit import karras, measured_order, noisy_start
 
 SD_BETAS = dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
 
@@ -107,11 +107,8 @@ def test_deis_tab_integrates_the_interpolant_in_vp_time(mixture):
     torch.testing.assert_close(ours, expected, rtol=0, atol=1e-10)
 
 
-def test_ipndm_uses_the_constant_step_adams_bashforth_table(mixture):
-    """iPNDM: x += dsigma * (55 d_i - 59 d_i-1 + 37 d_i-2 - 9 d_i-3) / 24 after the 1-, 2-, 3-slope formulas."""
-    table = [[1], [3 / 2, -1 / 2], [23 / 12, -16 / 12, 5 / 12], [55 / 24, -59 / 24, 37 / 24, -9 / 24]]
-    sigmas = karras(9)
-    x = noisy_start((2, 4, 4, 4), float(sigmas[0]))
+def adams_bashforth_reference(mixture, sigmas, x, coefficients):
+    """x += sum_j c_j d_{i-j}, slopes newest first, c = coefficients(i, slopes available); D at sigma = 0."""
     expected, slopes = x, []
     for i in range(len(sigmas) - 1):
         denoised = mixture(expected, sigmas[i].expand(2))
@@ -119,8 +116,17 @@ def test_ipndm_uses_the_constant_step_adams_bashforth_table(mixture):
         if sigmas[i + 1] == 0:
             expected = denoised
         else:
-            coefficients = table[min(len(slopes), 4) - 1]
-            expected = expected + (sigmas[i + 1] - sigmas[i]) * sum(c * d for c, d in zip(coefficients, slopes))
+            expected = expected + sum(c * d for c, d in zip(coefficients(i, len(slopes)), slopes))
+    return expected
+
+
+def test_ipndm_uses_the_constant_step_adams_bashforth_table(mixture):
+    """iPNDM: x += dsigma * (55 d_i - 59 d_i-1 + 37 d_i-2 - 9 d_i-3) / 24 after the 1-, 2-, 3-slope formulas."""
+    table = [[1], [3 / 2, -1 / 2], [23 / 12, -16 / 12, 5 / 12], [55 / 24, -59 / 24, 37 / 24, -9 / 24]]
+    sigmas = karras(9)
+    x = noisy_start((2, 4, 4, 4), float(sigmas[0]))
+    expected = adams_bashforth_reference(mixture, sigmas, x, lambda i, available: [
+        (sigmas[i + 1] - sigmas[i]) * c for c in table[min(available, 4) - 1]])
     torch.testing.assert_close(ipndm(mixture, x, sigmas, disable=True), expected, rtol=0, atol=1e-12)
 
 
@@ -129,18 +135,14 @@ def test_ipndm_v_uses_variable_step_adams_bashforth(mixture):
     sigmas = karras(9)
     x = noisy_start((2, 4, 4, 4), float(sigmas[0]))
     values = sigmas.tolist()
-    expected, slopes = x, []
-    for i in range(len(values) - 1):
-        denoised = mixture(expected, sigmas[i].expand(2))
-        slopes.insert(0, (expected - denoised) / sigmas[i])
-        if values[i + 1] == 0:
-            expected = denoised
-            continue
+
+    def weights(i, available):
         nodes = np.array(values[i::-1][:4])
         a, b = values[i], values[i + 1]
         moments = np.array([(b ** (k + 1) - a ** (k + 1)) / (k + 1) for k in range(len(nodes))])
-        weights = np.linalg.solve(np.vander(nodes, increasing=True).T, moments)
-        expected = expected + sum(float(w) * d for w, d in zip(weights, slopes))
+        return [float(w) for w in np.linalg.solve(np.vander(nodes, increasing=True).T, moments)]
+
+    expected = adams_bashforth_reference(mixture, sigmas, x, weights)
     torch.testing.assert_close(ipndm_v(mixture, x, sigmas, disable=True), expected, rtol=0, atol=1e-10)
 
 

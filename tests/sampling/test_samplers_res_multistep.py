@@ -15,8 +15,7 @@ from sigmagraph.nodes.sampling.samplers.res_multistep import (
     res_multistep_ancestral_cfg_pp, res_multistep_cfg_pp)
 from sigmagraph.nodes.sampling.samplers.sa_solver import sa_solver
 
-from .sampler_testkit import (Recorded, guided_pair, karras, measured_order, noisy_start, one_thread,  # noqa: F401
-                              rms)
+from .sampler_testkit import Recorded, guided_pair, karras, measured_order, noisy_start, rms
 
 
 def phi_1(z: float) -> float:
@@ -108,12 +107,15 @@ def test_res_multistep_is_sa_solvers_second_order_ode_predictor(mixture):
     torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
 
 
+def guided_start():
+    """(a CFG guider, 7 Karras sigmas, a start, the sigmas as floats) for the CFG++ references."""
+    sigmas = karras(7)
+    return guided_pair(), sigmas, noisy_start(), sigmas.tolist()
+
+
 def test_res_multistep_cfg_pp_targets_the_guided_x0_and_renoises_with_the_unconditional_one():
     """CFG++ (Chung et al. 2024): x_next = D + e^-h (x - U) + h phi2(-h) / c2 (U_prev - U)."""
-    guided = guided_pair()
-    sigmas = karras(7)
-    x = noisy_start()
-    values = sigmas.tolist()
+    guided, sigmas, x, values = guided_start()
     expected, previous_u = x, None
     for i in range(len(values) - 1):
         d, u = guided.with_uncond(expected, sigmas[i].expand(1))
@@ -136,10 +138,7 @@ def test_gradient_estimation_extrapolates_the_slope(cfg_pp):
     CFG++ takes the slopes from the unconditional x0 and lands on the guided one:
     x_next = D + sigma_next d_i + (gamma - 1) (d_i - d_{i-1}) (sigma_next - sigma).
     """
-    guided, gamma = guided_pair(), 2.0
-    sigmas = karras(7)
-    x = noisy_start()
-    values = sigmas.tolist()
+    (guided, sigmas, x, values), gamma = guided_start(), 2.0
     expected, d_prev = x, None
     for i in range(len(values) - 1):
         d_x0, u = guided.with_uncond(expected, sigmas[i].expand(1))

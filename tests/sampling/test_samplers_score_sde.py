@@ -8,7 +8,7 @@ import torch
 
 from sigmagraph.nodes.sampling.samplers.score_sde import pc_ve, pc_vp
 
-from .sampler_testkit import Recorded, karras, noisy_start, one_thread  # noqa: F401
+from .sampler_testkit import Recorded, karras, noisy_start
 
 
 def langevin(x, score, z, snr, a):
@@ -18,14 +18,22 @@ def langevin(x, score, z, snr, a):
     return x + eps * score + (2 * eps).sqrt() * z
 
 
+SNR = 0.2
+
+
+def run_with_recorded_noise(sampler, mixture, corrector_steps: int):
+    """(sigmas, start, our result, a replay of the same noise for the reference) of a 6-step Karras run."""
+    sigmas = karras(6)
+    x = noisy_start((2, 4, 4, 4))
+    ours = sampler(mixture, x, sigmas, disable=True, snr=SNR, corrector_steps=corrector_steps,
+                   noise_sampler=Recorded(x.shape, seed=1))
+    return sigmas, x, ours, Recorded(x.shape, seed=1)
+
+
 @pytest.mark.parametrize("corrector_steps", [0, 1, 2])
 def test_pc_ve_is_algorithm_2(corrector_steps, mixture):
-    sigmas, snr = karras(6), 0.2
-    x = noisy_start((2, 4, 4, 4))
-    ours_noise, reference_noise = Recorded(x.shape, seed=1), Recorded(x.shape, seed=1)
-    ours = pc_ve(mixture, x, sigmas, disable=True, snr=snr, corrector_steps=corrector_steps,
-                 noise_sampler=ours_noise)
-
+    sigmas, x, ours, reference_noise = run_with_recorded_noise(pc_ve, mixture, corrector_steps)
+    snr = SNR
     s = sigmas.tolist()
     expected = x
     for i in range(len(s) - 1):
@@ -42,11 +50,8 @@ def test_pc_ve_is_algorithm_2(corrector_steps, mixture):
 @pytest.mark.parametrize("corrector_steps", [0, 1])
 def test_pc_vp_is_algorithm_3_in_the_vp_frame(corrector_steps, mixture):
     """x_vp = sqrt(alpha_bar) x, beta_i = 1 - alpha_bar_i / alpha_bar_{i+1}, score = -eps / sqrt(1 - alpha_bar)."""
-    sigmas, snr = karras(6), 0.2
-    x = noisy_start((2, 4, 4, 4))
-    ours_noise, reference_noise = Recorded(x.shape, seed=1), Recorded(x.shape, seed=1)
-    ours = pc_vp(mixture, x, sigmas, disable=True, snr=snr, corrector_steps=corrector_steps,
-                 noise_sampler=ours_noise)
+    sigmas, x, ours, reference_noise = run_with_recorded_noise(pc_vp, mixture, corrector_steps)
+    snr = SNR
 
     abars = 1 / (1 + sigmas**2)
 

@@ -17,7 +17,7 @@ from sigmagraph.nodes.sampling.samplers.res_multistep import res_multistep_ances
 from sigmagraph.nodes.sampling.samplers.sa_solver import sa_solver, sa_solver_pece, tau_interval
 from sigmagraph.nodes.sampling.samplers.seeds import seeds_2, seeds_3
 
-from .sampler_testkit import Recorded, karras, measured_order, noisy_start, one_thread  # noqa: F401
+from .sampler_testkit import Recorded, karras, measured_order, noisy_start
 
 
 def sde_5(lam: float) -> float:

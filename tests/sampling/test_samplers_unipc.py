@@ -11,7 +11,7 @@ from diffusers import UniPCMultistepScheduler
 
 from sigmagraph.nodes.sampling.samplers.unipc import uni_pc, uni_pc_bh2
 
-from .sampler_testkit import karras, measured_order, noisy_start, one_thread  # noqa: F401
+from .sampler_testkit import karras, measured_order, noisy_start
 
 SD_BETAS = dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
 VARIANTS = {"bh1": uni_pc, "bh2": uni_pc_bh2}

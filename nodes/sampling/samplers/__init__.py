@@ -7,8 +7,7 @@ KSampler, KSamplerAdvanced and KSamplerSelect.
 
 from __future__ import annotations
 
-from . import (ddim, dpm_solver, dpmpp, er_sde, euler, lms, multistep, res_multistep, sa_solver, score_sde, seeds,
-               unipc)
+from . import ddim, dpm_solver, dpmpp, er_sde, euler, multistep, res_multistep, sa_solver, score_sde, seeds, unipc
 from .common import Sampler
 
 COMFYUI_ORDER = (
@@ -22,8 +21,7 @@ COMFYUI_ORDER = (
 )
 
 _ALL: dict[str, Sampler] = {}
-for _module in (euler, lms, dpm_solver, dpmpp, ddim, multistep, unipc, res_multistep, er_sde, seeds, sa_solver,
-                score_sde):
+for _module in (euler, dpm_solver, dpmpp, ddim, multistep, unipc, res_multistep, er_sde, seeds, sa_solver, score_sde):
     _ALL.update(_module.SAMPLERS)
 
 SAMPLERS: dict[str, Sampler] = {name: _ALL[name] for name in COMFYUI_ORDER}

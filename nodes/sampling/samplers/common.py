@@ -1,10 +1,12 @@
-"""The vocabulary every sampler shares: types, derivative, ancestral split, churn, noise defaults.
+"""The vocabulary every sampler shares: types, the bound model, log-SNR time, derivative, ancestral split, churn.
 
 A sampler is a function `sampler(model, x, sigmas, extra_args=None, callback=None, disable=None,
-**params) -> Tensor` where `model(x, sigma, **extra_args)` returns the denoised estimate x0 and
-`sigma` is a tensor of shape [batch]. Samplers hold no state between runs; they report every
-step through `callback` (which is also where the engine raises its interrupt), and draw noise
-only from explicit noise samplers (see `..noise`).
+**params) -> Tensor` where `model(x, sigma, **inputs)` returns the denoised estimate x0 and
+`sigma` is a tensor of shape [batch]. `extra_args` holds the model's keyword inputs and, as in
+k-diffusion and ComfyUI, the run's `seed`, which is the sampler's alone: samplers call the model
+through `bind_denoiser` / `bind_predictor`, which leave it out. Samplers hold no state between
+runs; they report every step through `callback` (which is also where the engine raises its
+interrupt), and draw noise only from explicit noise samplers (see `..noise`).
 """
 
 from __future__ import annotations
@@ -17,12 +19,19 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm, trange
 
+from ..broadcast import append_dims
 from ..noise import BrownianTreeNoiseSampler, NoiseSampler, ancestral_noise_sampler
 
 Denoiser = Callable[..., Tensor]
 Callback = Callable[[dict[str, Any]], None]
-# (model, x, sigma [batch], extra_args) -> (guided x0, the x0 whose noise direction renoises x)
-Prediction = Callable[[Denoiser, Tensor, Tensor, dict], tuple[Tensor, Tensor]]
+# (x, sigma) -> x0 with sigma a scalar tensor: the model as `bind_denoiser` gives it to a sampler's loop
+Denoise = Callable[[Tensor, Tensor], Tensor]
+# (x, sigma) -> (guided x0, the x0 whose noise direction renoises x); sigma a scalar tensor
+Predictor = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+# (i, x, D(x, sigmas[i])) -> x at sigmas[i + 1] > 0: one step of a `step_loop`
+Step = Callable[[int, Tensor, Tensor], Tensor]
+# extra_args entries meant for the sampler, never passed to the model
+SAMPLER_EXTRAS = frozenset({"seed"})
 
 
 class Sampler(Protocol):
@@ -30,9 +39,43 @@ class Sampler(Protocol):
                  callback: Callback | None = None, disable: bool | None = None, **params: Any) -> Tensor: ...
 
 
-def append_dims(v: Tensor, ndim: int) -> Tensor:
-    """Appends trailing singleton dimensions so a per-batch value broadcasts against x."""
-    return v.reshape(*v.shape, *([1] * (ndim - v.ndim)))
+def lam_of(sigma: Tensor | float) -> Tensor | float:
+    """lambda = -log sigma, the half log-SNR of a variance-exploding model: the time of the exponential integrators."""
+    return -torch.log(sigma) if isinstance(sigma, Tensor) else -math.log(sigma)
+
+
+def sigma_of(lam: Tensor | float) -> Tensor | float:
+    """sigma = exp(-lambda), the inverse of `lam_of`."""
+    return torch.exp(-lam) if isinstance(lam, Tensor) else math.exp(-lam)
+
+
+def model_inputs(extra_args: dict | None) -> dict:
+    """The model's keyword inputs: extra_args without the sampler's own entries (the seed)."""
+    return {key: value for key, value in (extra_args or {}).items() if key not in SAMPLER_EXTRAS}
+
+
+def bind_denoiser(model: Denoiser, x: Tensor, extra_args: dict | None) -> Denoise:
+    """`denoise(x, sigma)`: the model with sigma broadcast to x's batch and its own inputs bound."""
+    s_in = x.new_ones([x.shape[0]])
+    inputs = model_inputs(extra_args)
+    return lambda x, sigma: model(x, sigma * s_in, **inputs)
+
+
+def bind_predictor(model: Denoiser, x: Tensor, extra_args: dict | None, cfg_pp: bool) -> Predictor:
+    """`predict(x, sigma) -> (guided x0, renoising x0)`: the unconditional x0 renoises for CFG++ (Chung et al. 2024).
+
+    Without CFG++, or when the model is no guider (it has no `with_uncond`), both are the guided x0.
+    """
+    with_uncond = getattr(model, "with_uncond", None) if cfg_pp else None
+    denoise = bind_denoiser(model if with_uncond is None else with_uncond, x, extra_args)
+    if with_uncond is not None:
+        return denoise
+
+    def predict(x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
+        denoised = denoise(x, sigma)
+        return denoised, denoised
+
+    return predict
 
 
 def to_d(x: Tensor, sigma: Tensor, denoised: Tensor) -> Tensor:
@@ -80,12 +123,22 @@ def notify(callback: Callback | None, i: int, x: Tensor, sigma: Tensor, sigma_ha
         callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma_hat, "denoised": denoised})
 
 
-def noise_sampler_or_default(noise_sampler: NoiseSampler | None, x: Tensor, extra_args: dict) -> NoiseSampler:
+def step_loop(step: Step, denoise: Denoise, x: Tensor, sigmas: Tensor,
+              callback: Callback | None, disable: bool | None) -> Tensor:
+    """Evaluates the model at each sigma_i, reports the step and takes `step`; the step to sigma = 0 lands on x0."""
+    for i in steps(len(sigmas) - 1, disable):
+        denoised = denoise(x, sigmas[i])
+        notify(callback, i, x, sigmas[i], sigmas[i], denoised)
+        x = denoised if sigmas[i + 1] == 0 else step(i, x, denoised)
+    return x
+
+
+def noise_sampler_or_default(noise_sampler: NoiseSampler | None, x: Tensor, extra_args: dict | None) -> NoiseSampler:
     """The given noise sampler, else per-step Gaussian noise seeded from extra_args['seed'] as ComfyUI does on CPU."""
-    return noise_sampler or ancestral_noise_sampler(x, extra_args.get("seed"))
+    return noise_sampler or ancestral_noise_sampler(x, (extra_args or {}).get("seed"))
 
 
-def brownian_or_default(noise_sampler: NoiseSampler | None, x: Tensor, sigmas: Tensor, extra_args: dict,
+def brownian_or_default(noise_sampler: NoiseSampler | None, x: Tensor, sigmas: Tensor, extra_args: dict | None,
                         transform: Callable[[Tensor], Tensor] = lambda sigma: sigma) -> NoiseSampler:
     """The given noise sampler, else a Brownian tree over the schedule seeded from extra_args['seed'].
 
@@ -95,36 +148,41 @@ def brownian_or_default(noise_sampler: NoiseSampler | None, x: Tensor, sigmas: T
     if noise_sampler is not None:
         return noise_sampler
     positive = sigmas[sigmas > 0]
-    return BrownianTreeNoiseSampler(x, positive.min(), sigmas.max(), extra_args.get("seed"), transform)
+    return BrownianTreeNoiseSampler(x, positive.min(), sigmas.max(), (extra_args or {}).get("seed"), transform)
 
 
-def churn_sigma(sigma: Tensor, n_steps: int, s_churn: float, s_tmin: float, s_tmax: float) -> Tensor:
-    """Karras et al. (2022) Algorithm 2 line 5: sigma_hat = sigma (1 + gamma) inside [s_tmin, s_tmax]."""
-    gamma = min(s_churn / n_steps, math.sqrt(2.0) - 1.0) if s_tmin <= float(sigma) <= s_tmax else 0.0
-    return sigma * (gamma + 1.0)
+# (predict, x, sigma, sigma_down, D, U) -> x at sigma_down: the deterministic part of an ancestral step
+AncestralStep = Callable[[Predictor, Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]
+
+
+def ancestral_loop(step: AncestralStep, model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None,
+                   callback: Callback | None, disable: bool | None, eta: float, s_noise: float,
+                   noise_sampler: NoiseSampler | None, cfg_pp: bool = False) -> Tensor:
+    """Ancestral sampling: a deterministic `step` to sigma_down, then fresh noise of std sigma_up (k-diffusion).
+
+    `step` gets D, the guided x0, and U, the x0 whose noise direction renoises: D itself, or the
+    unconditional x0 for CFG++.
+    """
+    noise_sampler = noise_sampler_or_default(noise_sampler, x, extra_args)
+    predict = bind_predictor(model, x, extra_args, cfg_pp)
+    for i in steps(len(sigmas) - 1, disable):
+        denoised, renoise_from = predict(x, sigmas[i])
+        sigma_down, sigma_up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
+        notify(callback, i, x, sigmas[i], sigmas[i], denoised)
+        x = step(predict, x, sigmas[i], sigma_down, denoised, renoise_from)
+        x = add_noise(x, noise_sampler, sigmas[i], sigmas[i + 1], s_noise * sigma_up)
+    return x
 
 
 def churn(x: Tensor, sigma: Tensor, n_steps: int, noise_sampler: NoiseSampler, s_churn: float, s_tmin: float,
           s_tmax: float, s_noise: float) -> tuple[Tensor, Tensor]:
-    """Karras et al. (2022) Algorithm 2 lines 5-6: raises the noise level to sigma_hat with fresh noise.
+    """Karras et al. (2022) Algorithm 2 lines 5-6: raises the noise level to sigma_hat = sigma (1 + gamma).
 
-    Returns (x_hat, sigma_hat); with s_churn = 0 or sigma outside [s_tmin, s_tmax] it is (x, sigma)
-    and draws nothing.
+    gamma = min(s_churn / n_steps, sqrt(2) - 1) inside [s_tmin, s_tmax], and fresh noise brings x
+    to sigma_hat. Returns (x_hat, sigma_hat); without churn it is (x, sigma), computed and drawn
+    from nothing, since a sampler runs this every step.
     """
-    sigma_hat = churn_sigma(sigma, n_steps, s_churn, s_tmin, s_tmax)
+    if not s_churn or not s_tmin <= float(sigma) <= s_tmax:
+        return x, sigma
+    sigma_hat = sigma * (min(s_churn / n_steps, math.sqrt(2.0) - 1.0) + 1.0)
     return add_noise(x, noise_sampler, sigma, sigma_hat, s_noise * (sigma_hat**2 - sigma**2) ** 0.5), sigma_hat
-
-
-def predict_with_uncond(model: Denoiser, x: Tensor, sigma: Tensor, extra_args: dict) -> tuple[Tensor, Tensor]:
-    """The guided x0 and the unconditional x0 (for CFG++); without a guider both are the same."""
-    with_uncond = getattr(model, "with_uncond", None)
-    if with_uncond is None:
-        denoised = model(x, sigma, **extra_args)
-        return denoised, denoised
-    return with_uncond(x, sigma, **extra_args)
-
-
-def predict_guided(model: Denoiser, x: Tensor, sigma: Tensor, extra_args: dict) -> tuple[Tensor, Tensor]:
-    """The guided x0 as both estimates: a sampler without CFG++ renoises along its own prediction."""
-    denoised = model(x, sigma, **extra_args)
-    return denoised, denoised

@@ -14,11 +14,10 @@ from alpha_bar_t to alpha_bar_s (sigma to sigma_next), divided by sqrt(alpha_bar
 alpha_bar_s = (sigma^2 - sigma_next^2) alpha_bar_t). Two facts follow exactly, not approximately:
 
 - eta = 0: x_next = x + (sigma_next - sigma) eps, Euler's method on the probability-flow ODE
-  dx/dsigma = eps. ComfyUI's `ddim`, an alias of its `euler`, therefore computes deterministic
-  DDIM (what it lacks is eta).
+  dx/dsigma = eps: deterministic DDIM.
 - eta > 0: s and sqrt(sigma_next^2 - s^2) are k-diffusion's sigma_up and sigma_down, so DDIM(eta)
   is ancestral Euler with that eta; eta = 1 is DDPM's posterior q(x_next | x, x0) with variance
-  beta-tilde (Ho et al. 2020), which is what ComfyUI's `ddpm` computes in the VP frame.
+  beta-tilde (Ho et al. 2020).
 
 So `ddim` and `ddpm` run `euler_ancestral`. For eta > 1, where eq. 12 can ask for s > sigma_next
 (an imaginary sqrt(sigma_next^2 - s^2)), s is clamped to sigma_next as in k-diffusion. On the
@@ -26,9 +25,8 @@ same noise levels this equals diffusers' DDIMScheduler to rounding; what disting
 other tools is only the schedule (`ddim_uniform` timesteps) and the last level: alpha_bar = 1
 (sigma = 0, a schedule ending in 0 here) or alpha_bar_0 (set_alpha_to_one=False: sigma_min).
 
-NFE for N = len(sigmas) - 1 steps: ddim, ddpm, lcm: N. Noise comes from `noise_sampler`, by
-default the seeded per-step Gaussian noise of `common.noise_sampler_or_default`, as ComfyUI's
-ddpm and lcm use.
+Noise comes from `noise_sampler`, by default the seeded per-step Gaussian noise of
+`common.noise_sampler_or_default`.
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .common import Callback, Denoiser, Sampler, add_noise, noise_sampler_or_default, notify, steps
+from .common import Callback, Denoiser, Sampler, add_noise, bind_denoiser, noise_sampler_or_default, notify, steps
 from .euler import euler_ancestral
 from ..noise import NoiseSampler
 
@@ -70,11 +68,10 @@ def lcm(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = No
     Meant for consistency models, whose x0 is a sample; with an ordinary denoiser (a posterior
     mean) it returns a blurred average instead. NFE N.
     """
-    extra_args = extra_args or {}
     noise_sampler = noise_sampler_or_default(noise_sampler, x, extra_args)
-    s_in = x.new_ones([x.shape[0]])
+    denoise = bind_denoiser(model, x, extra_args)
     for i in steps(len(sigmas) - 1, disable):
-        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        denoised = denoise(x, sigmas[i])
         notify(callback, i, x, sigmas[i], sigmas[i], denoised)
         x = add_noise(denoised, noise_sampler, sigmas[i], sigmas[i + 1], sigmas[i + 1])
     return x

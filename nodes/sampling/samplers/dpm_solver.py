@@ -4,15 +4,11 @@ ODE in lambda = -log sigma (the half log-SNR of a variance-exploding model) with
 prediction eps = (x - x0) / sigma. Within a step the linear part of the ODE is integrated exactly
 and eps is expanded in lambda, which is why these solvers stay accurate with ten-odd steps.
 
-`dpm_fast` and `dpm_adaptive` follow ComfyUI's convention for a schedule: they integrate from
-sigma_max = sigmas[0] down to sigma_min = the last non-zero sigma (so, like ComfyUI and
-k-diffusion, they return x at sigma_min, not the final denoised estimate), and `dpm_fast` spends
-exactly n = len(sigmas) - 1 model calls. `dpm_solver_2s` / `dpm_solver_3s` take one singlestep
-DPM-Solver-2 / -3 step per interval of the given sigmas.
-
-NFE (model calls) for N = len(sigmas) - 1 steps on a schedule ending in 0: dpm_fast N;
-dpm_adaptive one call per accepted step plus (order - 1) per attempted step; dpm_solver_2s
-2N - 1 and dpm_solver_3s 3N - 2 (2N and 3N when sigmas[-1] > 0).
+`dpm_fast` and `dpm_adaptive` take only the range of a schedule: they integrate from sigma_max =
+sigmas[0] down to sigma_min = the last non-zero sigma and, like k-diffusion, return x there, not
+the final denoised estimate; `dpm_fast` spends exactly n = len(sigmas) - 1 model calls.
+`dpm_solver_2s` / `dpm_solver_3s` take one singlestep DPM-Solver-2 / -3 step per interval of the
+given sigmas.
 """
 
 from __future__ import annotations
@@ -23,31 +19,20 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .common import (Callback, Denoiser, Sampler, add_noise, ancestral_step, noise_sampler_or_default,
-                     notify, steps, to_d)
+from .common import (Callback, Denoise, Denoiser, Sampler, add_noise, ancestral_step, bind_denoiser, lam_of,
+                     noise_sampler_or_default, notify, sigma_of, step_loop, steps, to_d)
 from ..noise import NoiseSampler
 
 # eps(x, lam): the model's noise prediction at sigma = exp(-lam)
 EpsFn = Callable[[Tensor, Tensor], Tensor]
 
 
-def lam_of(sigma: Tensor) -> Tensor:
-    """lambda = -log sigma, the time variable of DPM-Solver for a variance-exploding model."""
-    return -torch.log(sigma)
-
-
-def sigma_of(lam: Tensor) -> Tensor:
-    """sigma = exp(-lambda)."""
-    return torch.exp(-lam)
-
-
-def eps_prediction(model: Denoiser, x: Tensor, extra_args: dict) -> EpsFn:
+def eps_prediction(denoise: Denoise) -> EpsFn:
     """The noise prediction eps(x, lam) = (x - D(x, sigma)) / sigma that DPM-Solver integrates."""
-    s_in = x.new_ones([x.shape[0]])
 
     def eps(x: Tensor, lam: Tensor) -> Tensor:
         sigma = sigma_of(lam)
-        return to_d(x, sigma, model(x, sigma * s_in, **extra_args))
+        return to_d(x, sigma, denoise(x, sigma))
 
     return eps
 
@@ -90,11 +75,13 @@ def schedule_range(sigmas: Tensor) -> tuple[Tensor, Tensor]:
     return sigmas[0], sigmas[-2] if sigmas[-1] == 0 else sigmas[-1]
 
 
-def _check_direction(sigmas: Tensor, eta: float) -> None:
-    """Ancestral steps only make sense towards lower noise; the ODE runs either way."""
+def _prepare(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None, eta: float,
+             noise_sampler: NoiseSampler | None) -> tuple[NoiseSampler, EpsFn]:
+    """The noise sampler and eps of dpm_fast / dpm_adaptive; refuses ancestral steps towards higher noise."""
     sigma_start, sigma_end = schedule_range(sigmas)
     if eta and sigma_end > sigma_start:
         raise ValueError("eta must be 0 when the sigmas rise (sampling towards noise)")
+    return noise_sampler_or_default(noise_sampler, x, extra_args), eps_prediction(bind_denoiser(model, x, extra_args))
 
 
 def _ancestral_target(lam: Tensor, lam_next: Tensor, lam_end: Tensor, eta: float) -> tuple[Tensor, Tensor]:
@@ -123,10 +110,7 @@ def dpm_fast(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None
     """
     if len(sigmas) <= 1:
         return x
-    _check_direction(sigmas, eta)
-    extra_args = extra_args or {}
-    noise_sampler = noise_sampler_or_default(noise_sampler, x, extra_args)
-    eps_fn = eps_prediction(model, x, extra_args)
+    noise_sampler, eps_fn = _prepare(model, x, sigmas, extra_args, eta, noise_sampler)
     n = len(sigmas) - 1
     k = n // 3 + 1
     orders = [3] * (k - 2) + [2, 1] if n % 3 == 0 else [3] * (k - 1) + [n % 3]
@@ -196,10 +180,7 @@ def dpm_adaptive(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | 
         raise ValueError("dpm_adaptive: order must be 2 or 3")
     if len(sigmas) <= 1:
         return x
-    _check_direction(sigmas, eta)
-    extra_args = extra_args or {}
-    noise_sampler = noise_sampler_or_default(noise_sampler, x, extra_args)
-    eps_fn = eps_prediction(model, x, extra_args)
+    noise_sampler, eps_fn = _prepare(model, x, sigmas, extra_args, eta, noise_sampler)
     sigma_start, sigma_end = schedule_range(sigmas)
     lam, lam_end = lam_of(sigma_start), lam_of(sigma_end)
     direction = 1.0 if lam_end > lam else -1.0  # sigmas rising (FlipSigmas) integrate towards noise
@@ -230,18 +211,15 @@ def _dpm_solver_singlestep(model: Denoiser, x: Tensor, sigmas: Tensor, extra_arg
                            callback: Callback | None, disable: bool | None, order: int, r1: float,
                            r2: float = 2 / 3) -> Tensor:
     """One DPM-Solver-`order` step per interval of sigmas; the step to sigma = 0 is the denoised estimate."""
-    extra_args = extra_args or {}
-    eps_fn = eps_prediction(model, x, extra_args)
-    s_in = x.new_ones([x.shape[0]])
-    for i in steps(len(sigmas) - 1, disable):
-        denoised = model(x, sigmas[i] * s_in, **extra_args)
-        notify(callback, i, x, sigmas[i], sigmas[i], denoised)
-        if sigmas[i + 1] == 0:
-            x = denoised  # lambda = inf: every DPM-Solver step collapses to the x0 prediction
-        else:
-            eps = to_d(x, sigmas[i], denoised)
-            x, _ = dpm_solver_step(eps_fn, x, lam_of(sigmas[i]), lam_of(sigmas[i + 1]), eps, order, r1, r2)
-    return x
+    denoise = bind_denoiser(model, x, extra_args)
+    eps_fn = eps_prediction(denoise)
+
+    def step(i: int, x: Tensor, denoised: Tensor) -> Tensor:
+        eps = to_d(x, sigmas[i], denoised)
+        return dpm_solver_step(eps_fn, x, lam_of(sigmas[i]), lam_of(sigmas[i + 1]), eps, order, r1, r2)[0]
+
+    # At sigma = 0 (lambda = inf) every DPM-Solver step collapses to the x0 prediction: the loop lands there.
+    return step_loop(step, denoise, x, sigmas, callback, disable)
 
 
 @torch.no_grad()

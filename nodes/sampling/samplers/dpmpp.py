@@ -6,13 +6,9 @@ multistep solvers: Lu et al.'s SDE-DPM-Solver++(2M), diffusers' "sde-dpmsolver++
 noise weight) and CFG++ variants (Chung et al. 2024).
 
 The SDE samplers draw from a Brownian tree seeded from extra_args["seed"] (see
-`common.brownian_or_default`), so their images converge as steps grow. ComfyUI's `*_gpu` names
-only build that tree on the GPU; ours always lives on the CPU so that the same seed gives the
-same image on any device, and the `_gpu` names are aliases kept so ComfyUI workflows load.
-
-NFE (model calls) for N = len(sigmas) - 1 steps on a schedule ending in 0:
-dpmpp_2m, dpmpp_2m_cfg_pp, dpmpp_2m_sde(_heun), dpmpp_3m_sde: N;
-dpmpp_2s_ancestral(_cfg_pp), dpmpp_sde: 2N - 1 (2N when sigmas[-1] > 0).
+`common.brownian_or_default`), so their images converge as steps grow. The tree always lives on
+the CPU, so that the same seed gives the same image on any device; the `*_gpu` names are aliases
+kept so that workflows naming them load (docs/parity.md).
 """
 
 from __future__ import annotations
@@ -20,36 +16,21 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .common import (Callback, Denoiser, Prediction, Sampler, add_noise, ancestral_step, brownian_or_default,
-                     first_order_step, noise_sampler_or_default, notify, predict_guided, predict_with_uncond, steps)
-from .dpm_solver import lam_of, sigma_of
+from .common import (Callback, Denoiser, Predictor, Sampler, add_noise, ancestral_loop, ancestral_step,
+                     bind_denoiser, bind_predictor, brownian_or_default, first_order_step, lam_of, notify, sigma_of,
+                     step_loop, steps)
 from ..noise import NoiseSampler
 
 
-def _dpmpp_2s_ancestral(predict: Prediction, model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None,
-                        callback: Callback | None, disable: bool | None, eta: float, s_noise: float,
-                        noise_sampler: NoiseSampler | None) -> Tensor:
-    """DPM-Solver++(2S) to sigma_down (midpoint in lambda), then fresh noise of std sigma_up.
-
-    Both stages renoise along (x - U) / sigma with U the x0 of the same model call: the guided
-    x0 itself, or the unconditional one for CFG++.
-    """
-    extra_args = extra_args or {}
-    noise_sampler = noise_sampler_or_default(noise_sampler, x, extra_args)
-    s_in = x.new_ones([x.shape[0]])
-    for i in steps(len(sigmas) - 1, disable):
-        denoised, renoise_from = predict(model, x, sigmas[i] * s_in, extra_args)
-        sigma_down, sigma_up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
-        notify(callback, i, x, sigmas[i], sigmas[i], denoised)
-        if sigma_down == 0:
-            x = denoised
-        else:
-            sigma_mid = (sigmas[i] * sigma_down).sqrt()  # lambda halfway: r = 1/2
-            x_mid = first_order_step(x, sigmas[i], sigma_mid, denoised, renoise_from)
-            denoised_mid, renoise_mid = predict(model, x_mid, sigma_mid * s_in, extra_args)
-            x = first_order_step(x, sigmas[i], sigma_down, denoised_mid, renoise_mid)
-        x = add_noise(x, noise_sampler, sigmas[i], sigmas[i + 1], s_noise * sigma_up)
-    return x
+def _dpmpp_2s_step(predict: Predictor, x: Tensor, sigma: Tensor, sigma_down: Tensor, denoised: Tensor,
+                   renoise_from: Tensor) -> Tensor:
+    """DPM-Solver++(2S) to sigma_down, the midpoint in lambda; both stages renoise with their own call's U."""
+    if sigma_down == 0:
+        return denoised
+    sigma_mid = (sigma * sigma_down).sqrt()  # lambda halfway: r = 1/2
+    x_mid = first_order_step(x, sigma, sigma_mid, denoised, renoise_from)
+    denoised_mid, renoise_mid = predict(x_mid, sigma_mid)
+    return first_order_step(x, sigma, sigma_down, denoised_mid, renoise_mid)
 
 
 @torch.no_grad()
@@ -60,8 +41,8 @@ def dpmpp_2s_ancestral(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: d
 
     Second order at eta = 0.
     """
-    return _dpmpp_2s_ancestral(predict_guided, model, x, sigmas, extra_args, callback, disable, eta, s_noise,
-                               noise_sampler)
+    return ancestral_loop(_dpmpp_2s_step, model, x, sigmas, extra_args, callback, disable, eta, s_noise,
+                          noise_sampler)
 
 
 @torch.no_grad()
@@ -70,11 +51,10 @@ def dpmpp_2s_ancestral_cfg_pp(model: Denoiser, x: Tensor, sigmas: Tensor, extra_
                               s_noise: float = 1.0, noise_sampler: NoiseSampler | None = None) -> Tensor:
     """DPM-Solver++(2S) ancestral with CFG++ (Chung et al. 2024): each stage renoises with its own unconditional x0.
 
-    ComfyUI's version mixes the first stage's guided x0 into the final renoising term, so at
-    cfg = 1 it is not dpmpp_2s_ancestral; ours reduces to it without guidance. NFE 2N - 1.
+    Without guidance it is dpmpp_2s_ancestral. NFE 2N - 1.
     """
-    return _dpmpp_2s_ancestral(predict_with_uncond, model, x, sigmas, extra_args, callback, disable, eta, s_noise,
-                               noise_sampler)
+    return ancestral_loop(_dpmpp_2s_step, model, x, sigmas, extra_args, callback, disable, eta, s_noise,
+                          noise_sampler, cfg_pp=True)
 
 
 def _ancestral_first_order(x: Tensor, sigma: Tensor, sigma_next: Tensor, denoised: Tensor, eta: float,
@@ -99,32 +79,27 @@ def dpmpp_sde(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | Non
     """
     if len(sigmas) <= 1:
         return x
-    extra_args = extra_args or {}
     noise_sampler = brownian_or_default(noise_sampler, x, sigmas, extra_args)
-    s_in = x.new_ones([x.shape[0]])
-    for i in steps(len(sigmas) - 1, disable):
-        denoised = model(x, sigmas[i] * s_in, **extra_args)
-        notify(callback, i, x, sigmas[i], sigmas[i], denoised)
-        if sigmas[i + 1] == 0:
-            x = denoised
-            continue
+    denoise = bind_denoiser(model, x, extra_args)
+
+    def step(i: int, x: Tensor, denoised: Tensor) -> Tensor:
         lam, lam_next = lam_of(sigmas[i]), lam_of(sigmas[i + 1])
         sigma_mid = sigma_of(lam + r * (lam_next - lam))
         x_mid = _ancestral_first_order(x, sigmas[i], sigma_mid, denoised, eta, s_noise, noise_sampler)
-        denoised_mid = model(x_mid, sigma_mid * s_in, **extra_args)
+        denoised_mid = denoise(x_mid, sigma_mid)
         combined = (1 - 1 / (2 * r)) * denoised + 1 / (2 * r) * denoised_mid
-        x = _ancestral_first_order(x, sigmas[i], sigmas[i + 1], combined, eta, s_noise, noise_sampler)
-    return x
+        return _ancestral_first_order(x, sigmas[i], sigmas[i + 1], combined, eta, s_noise, noise_sampler)
+
+    return step_loop(step, denoise, x, sigmas, callback, disable)
 
 
-def _dpmpp_2m(predict: Prediction, model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None,
-              callback: Callback | None, disable: bool | None) -> Tensor:
-    """DPM-Solver++(2M) with the renoising direction taken from `predict`'s second x0 (CFG++ when unconditional)."""
-    extra_args = extra_args or {}
-    s_in = x.new_ones([x.shape[0]])
+def _dpmpp_2m(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None, callback: Callback | None,
+              disable: bool | None, cfg_pp: bool) -> Tensor:
+    """DPM-Solver++(2M) with the renoising direction taken from the unconditional x0 for CFG++."""
+    predict = bind_predictor(model, x, extra_args, cfg_pp)
     previous = None  # the renoising x0 of the previous step
     for i in steps(len(sigmas) - 1, disable):
-        denoised, renoise_from = predict(model, x, sigmas[i] * s_in, extra_args)
+        denoised, renoise_from = predict(x, sigmas[i])
         notify(callback, i, x, sigmas[i], sigmas[i], denoised)
         x_next = first_order_step(x, sigmas[i], sigmas[i + 1], denoised, renoise_from)
         if previous is not None and sigmas[i + 1] > 0:
@@ -143,7 +118,7 @@ def dpmpp_2m(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None
 
     The first step, and a step to sigma = 0, are first order (DPM-Solver++(1)).
     """
-    return _dpmpp_2m(predict_guided, model, x, sigmas, extra_args, callback, disable)
+    return _dpmpp_2m(model, x, sigmas, extra_args, callback, disable, cfg_pp=False)
 
 
 @torch.no_grad()
@@ -152,9 +127,9 @@ def dpmpp_2m_cfg_pp(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict
     """DPM-Solver++(2M) with CFG++ (Chung et al. 2024). NFE N.
 
     Renoises with the unconditional x0 and takes the multistep difference against the previous
-    unconditional x0, as ComfyUI does; without a guider it is dpmpp_2m.
+    unconditional x0; without a guider it is dpmpp_2m.
     """
-    return _dpmpp_2m(predict_with_uncond, model, x, sigmas, extra_args, callback, disable)
+    return _dpmpp_2m(model, x, sigmas, extra_args, callback, disable, cfg_pp=True)
 
 
 def _dpmpp_multistep_sde(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None,
@@ -171,16 +146,11 @@ def _dpmpp_multistep_sde(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args:
         raise ValueError("solver_type must be 'midpoint' or 'heun'")
     if len(sigmas) <= 1:
         return x
-    extra_args = extra_args or {}
     noise_sampler = brownian_or_default(noise_sampler, x, sigmas, extra_args)
-    s_in = x.new_ones([x.shape[0]])
     past: list[tuple[Tensor, Tensor]] = []  # (x0 prediction, step size in lambda that followed it), newest first
-    for i in steps(len(sigmas) - 1, disable):
-        denoised = model(x, sigmas[i] * s_in, **extra_args)
-        notify(callback, i, x, sigmas[i], sigmas[i], denoised)
-        if sigmas[i + 1] == 0:
-            x = denoised
-            continue
+
+    def step(i: int, x: Tensor, denoised: Tensor) -> Tensor:
+        nonlocal past
         h = lam_of(sigmas[i + 1]) - lam_of(sigmas[i])
         h_eta = h * (eta + 1)
         x = sigmas[i + 1] / sigmas[i] * torch.exp(-eta * h) * x - torch.expm1(-h_eta) * denoised
@@ -197,10 +167,11 @@ def _dpmpp_multistep_sde(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args:
             denoised_1, h_1 = past[0]
             weight = -0.5 * torch.expm1(-h_eta) if solver_type == "midpoint" else phi_2
             x = x + weight * (denoised - denoised_1) * (h / h_1)
-        x = add_noise(x, noise_sampler, sigmas[i], sigmas[i + 1],
-                      sigmas[i + 1] * (-torch.expm1(-2 * eta * h)).sqrt() * s_noise)
         past = [(denoised, h)] + past[:order - 1]
-    return x
+        return add_noise(x, noise_sampler, sigmas[i], sigmas[i + 1],
+                         sigmas[i + 1] * (-torch.expm1(-2 * eta * h)).sqrt() * s_noise)
+
+    return step_loop(step, bind_denoiser(model, x, extra_args), x, sigmas, callback, disable)
 
 
 @torch.no_grad()

@@ -2,29 +2,83 @@
 (Karras et al. 2022, "Elucidating the Design Space of Diffusion-Based Generative Models",
 arXiv:2206.00364), with churn, ancestral and CFG++ variants.
 
-NFE (model calls) for N = len(sigmas) - 1 steps on a schedule ending in 0; a second-order step
-to sigma = 0 would need the slope at 0, so those samplers end with one Euler step, and call the
-model once more when sigmas[-1] > 0:
-euler, euler_ancestral, euler_cfg_pp, euler_ancestral_cfg_pp: N;
-heun, edm_stochastic, dpm_2, dpm_2_ancestral: 2N - 1 (2N when sigmas[-1] > 0);
-heunpp2: 3N - 3 for N >= 2 (1 for N = 1), whatever sigmas[-1].
-
-Churn (s_churn, s_tmin, s_tmax, s_noise) and ancestral noise are drawn from `noise_sampler`,
-by default the seeded CPU Gaussian noise of `common.noise_sampler_or_default`. ComfyUI draws
-churn noise from the global RNG (`randn_like`), so only the ancestral noise matches it bit for bit.
+A second-order step to sigma = 0 would need the slope at 0, so those samplers end with one Euler
+step. Churn (s_churn, s_tmin, s_tmax, s_noise) and ancestral noise are drawn from
+`noise_sampler`, by default the seeded CPU Gaussian noise of `common.noise_sampler_or_default`.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
 
-from .common import (Callback, Denoiser, Prediction, Sampler, add_noise, ancestral_step, churn, first_order_step,
-                     noise_sampler_or_default, notify, predict_guided, predict_with_uncond, steps, to_d)
-from .dpm_solver import EpsFn, dpm_solver_step, eps_prediction, lam_of
+from .common import (Callback, Denoise, Denoiser, Predictor, Sampler, ancestral_loop, bind_denoiser, churn,
+                     first_order_step, lam_of, noise_sampler_or_default, notify, steps, to_d)
+from .dpm_solver import dpm_solver_step, eps_prediction
 from ..noise import NoiseSampler
 
 INF = float("inf")
+# (denoise, sigmas, i, x at sigma_hat, sigma_hat, D(x, sigma_hat)) -> x at sigmas[i + 1]
+ChurnedStep = Callable[[Denoise, Tensor, int, Tensor, Tensor, Tensor], Tensor]
+
+
+def _churned(step: ChurnedStep, model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None,
+             callback: Callback | None, disable: bool | None, s_churn: float, s_tmin: float, s_tmax: float,
+             s_noise: float, noise_sampler: NoiseSampler | None) -> Tensor:
+    """Karras et al.'s Algorithm 2 loop: churn to sigma_hat, evaluate the model there, take `step`."""
+    noise_sampler = noise_sampler_or_default(noise_sampler, x, extra_args)
+    denoise = bind_denoiser(model, x, extra_args)
+    for i in steps(len(sigmas) - 1, disable):
+        x, sigma_hat = churn(x, sigmas[i], len(sigmas) - 1, noise_sampler, s_churn, s_tmin, s_tmax, s_noise)
+        denoised = denoise(x, sigma_hat)
+        notify(callback, i, x, sigmas[i], sigma_hat, denoised)
+        x = step(denoise, sigmas, i, x, sigma_hat, denoised)
+    return x
+
+
+def _euler_step(denoise: Denoise, sigmas: Tensor, i: int, x: Tensor, sigma_hat: Tensor, denoised: Tensor) -> Tensor:
+    return x + to_d(x, sigma_hat, denoised) * (sigmas[i + 1] - sigma_hat)
+
+
+def _heun_step(denoise: Denoise, sigmas: Tensor, i: int, x: Tensor, sigma_hat: Tensor, denoised: Tensor) -> Tensor:
+    """The trapezoid of the slopes at sigma_hat and at the Euler prediction; Euler to sigma = 0."""
+    d = to_d(x, sigma_hat, denoised)
+    dt = sigmas[i + 1] - sigma_hat
+    x_euler = x + d * dt
+    if sigmas[i + 1] == 0:
+        return x_euler
+    d_next = to_d(x_euler, sigmas[i + 1], denoise(x_euler, sigmas[i + 1]))
+    return x + (d + d_next) / 2 * dt
+
+
+def _heunpp2_step(denoise: Denoise, sigmas: Tensor, i: int, x: Tensor, sigma_hat: Tensor, denoised: Tensor) -> Tensor:
+    """Probes Euler predictions up to two sigmas ahead and weights their slopes by sigma_j / (k sigma_0)."""
+    last = len(sigmas) - 1
+    slopes = [to_d(x, sigma_hat, denoised)]
+    probe, sigma_probe = x, sigma_hat
+    # Probe one sigma ahead on the second-to-last step, two ahead before that.
+    for j in range(i + 1, min(i + 3, last)):
+        probe = probe + slopes[-1] * (sigmas[j] - sigma_probe)
+        sigma_probe = sigmas[j]
+        slopes.append(to_d(probe, sigma_probe, denoise(probe, sigma_probe)))
+    weights = [sigmas[j] / (len(slopes) * sigmas[0]) for j in range(i + 1, i + len(slopes))]
+    d = (1 - sum(weights)) * slopes[0] + sum(w * s for w, s in zip(weights, slopes[1:]))
+    return x + d * (sigmas[i + 1] - sigma_hat)
+
+
+def _dpm_2_step(denoise: Denoise, sigmas: Tensor, i: int, x: Tensor, sigma_hat: Tensor, denoised: Tensor) -> Tensor:
+    return _dpm_2(denoise, x, sigma_hat, sigmas[i + 1], denoised)
+
+
+def _dpm_2(denoise: Denoise, x: Tensor, sigma: Tensor, sigma_next: Tensor,
+           denoised: Tensor) -> Tensor:
+    """A DPM-Solver-2 step (r1 = 1/2) from sigma to sigma_next given D(x, sigma); Euler when sigma_next is 0."""
+    d = to_d(x, sigma, denoised)
+    if sigma_next == 0:
+        return x + d * (sigma_next - sigma)
+    return dpm_solver_step(eps_prediction(denoise), x, lam_of(sigma), lam_of(sigma_next), d, order=2)[0]
 
 
 @torch.no_grad()
@@ -33,15 +87,8 @@ def euler(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = 
           s_tmin: float = 0.0, s_tmax: float = INF, s_noise: float = 1.0,
           noise_sampler: NoiseSampler | None = None) -> Tensor:
     """Euler's method, with optional churn (Karras et al. 2022, Algorithm 2 with Euler steps). First order; NFE N."""
-    extra_args = extra_args or {}
-    noise_sampler = noise_sampler_or_default(noise_sampler, x, extra_args)
-    s_in = x.new_ones([x.shape[0]])
-    for i in steps(len(sigmas) - 1, disable):
-        x, sigma_hat = churn(x, sigmas[i], len(sigmas) - 1, noise_sampler, s_churn, s_tmin, s_tmax, s_noise)
-        denoised = model(x, sigma_hat * s_in, **extra_args)
-        notify(callback, i, x, sigmas[i], sigma_hat, denoised)
-        x = x + to_d(x, sigma_hat, denoised) * (sigmas[i + 1] - sigma_hat)
-    return x
+    return _churned(_euler_step, model, x, sigmas, extra_args, callback, disable, s_churn, s_tmin, s_tmax, s_noise,
+                    noise_sampler)
 
 
 @torch.no_grad()
@@ -50,22 +97,8 @@ def heun(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = N
          s_tmin: float = 0.0, s_tmax: float = INF, s_noise: float = 1.0,
          noise_sampler: NoiseSampler | None = None) -> Tensor:
     """Heun's method (Karras et al. 2022, Algorithm 1; with s_churn > 0, Algorithm 2). Second order; NFE 2N - 1."""
-    extra_args = extra_args or {}
-    noise_sampler = noise_sampler_or_default(noise_sampler, x, extra_args)
-    s_in = x.new_ones([x.shape[0]])
-    for i in steps(len(sigmas) - 1, disable):
-        x, sigma_hat = churn(x, sigmas[i], len(sigmas) - 1, noise_sampler, s_churn, s_tmin, s_tmax, s_noise)
-        denoised = model(x, sigma_hat * s_in, **extra_args)
-        notify(callback, i, x, sigmas[i], sigma_hat, denoised)
-        d = to_d(x, sigma_hat, denoised)
-        dt = sigmas[i + 1] - sigma_hat
-        x_euler = x + d * dt
-        if sigmas[i + 1] == 0:
-            x = x_euler
-        else:
-            d_next = to_d(x_euler, sigmas[i + 1], model(x_euler, sigmas[i + 1] * s_in, **extra_args))
-            x = x + (d + d_next) / 2 * dt
-    return x
+    return _churned(_heun_step, model, x, sigmas, extra_args, callback, disable, s_churn, s_tmin, s_tmax, s_noise,
+                    noise_sampler)
 
 
 @torch.no_grad()
@@ -80,8 +113,8 @@ def edm_stochastic(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict 
     paper's ImageNet-64 settings (NVlabs/edm README: S_churn 40, S_min 0.05, S_max 50,
     S_noise 1.003); tune them per model. NFE 2N - 1.
     """
-    return heun(model, x, sigmas, extra_args, callback, disable, s_churn=s_churn, s_tmin=s_tmin,
-                s_tmax=s_tmax, s_noise=s_noise, noise_sampler=noise_sampler)
+    return _churned(_heun_step, model, x, sigmas, extra_args, callback, disable, s_churn, s_tmin, s_tmax, s_noise,
+                    noise_sampler)
 
 
 @torch.no_grad()
@@ -89,7 +122,7 @@ def heunpp2(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None 
             callback: Callback | None = None, disable: bool | None = None, s_churn: float = 0.0,
             s_tmin: float = 0.0, s_tmax: float = INF, s_noise: float = 1.0,
             noise_sampler: NoiseSampler | None = None) -> Tensor:
-    """Heun++ (Carzit's sd-webui-samplers-scheduler, as ComfyUI ships it): a weighted three-slope Heun variant.
+    """Heun++ (Carzit's sd-webui-samplers-scheduler): a weighted three-slope Heun variant.
 
     Each step probes Euler predictions at the next two sigmas and averages the three slopes with
     weights sigma_{i+1} / (3 sigma_0) and sigma_{i+2} / (3 sigma_0) for the probes (the rest on
@@ -97,25 +130,8 @@ def heunpp2(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None 
     (2 sigma_0), the last step is Euler. A heuristic with no paper: the weights do not match the
     Taylor conditions, so it is first-order. NFE: 3N - 3 for N >= 2.
     """
-    extra_args = extra_args or {}
-    noise_sampler = noise_sampler_or_default(noise_sampler, x, extra_args)
-    s_in = x.new_ones([x.shape[0]])
-    last = len(sigmas) - 1
-    for i in steps(last, disable):
-        x, sigma_hat = churn(x, sigmas[i], last, noise_sampler, s_churn, s_tmin, s_tmax, s_noise)
-        denoised = model(x, sigma_hat * s_in, **extra_args)
-        notify(callback, i, x, sigmas[i], sigma_hat, denoised)
-        slopes = [to_d(x, sigma_hat, denoised)]
-        probe, sigma_probe = x, sigma_hat
-        # Probe one sigma ahead on the second-to-last step, two ahead before that.
-        for j in range(i + 1, min(i + 3, last)):
-            probe = probe + slopes[-1] * (sigmas[j] - sigma_probe)
-            sigma_probe = sigmas[j]
-            slopes.append(to_d(probe, sigma_probe, model(probe, sigma_probe * s_in, **extra_args)))
-        weights = [sigmas[j] / (len(slopes) * sigmas[0]) for j in range(i + 1, i + len(slopes))]
-        d = (1 - sum(weights)) * slopes[0] + sum(w * s for w, s in zip(weights, slopes[1:]))
-        x = x + d * (sigmas[i + 1] - sigma_hat)
-    return x
+    return _churned(_heunpp2_step, model, x, sigmas, extra_args, callback, disable, s_churn, s_tmin, s_tmax,
+                    s_noise, noise_sampler)
 
 
 @torch.no_grad()
@@ -128,16 +144,19 @@ def dpm_2(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = 
     In sigma space the step is an Euler half step to the geometric mean of sigma_hat and
     sigma_next, then the full step with the slope found there; the step to sigma = 0 is Euler.
     """
-    extra_args = extra_args or {}
-    noise_sampler = noise_sampler_or_default(noise_sampler, x, extra_args)
-    eps_fn = eps_prediction(model, x, extra_args)
-    s_in = x.new_ones([x.shape[0]])
-    for i in steps(len(sigmas) - 1, disable):
-        x, sigma_hat = churn(x, sigmas[i], len(sigmas) - 1, noise_sampler, s_churn, s_tmin, s_tmax, s_noise)
-        denoised = model(x, sigma_hat * s_in, **extra_args)
-        notify(callback, i, x, sigmas[i], sigma_hat, denoised)
-        x = _dpm_2_step(eps_fn, x, sigma_hat, sigmas[i + 1], denoised)
-    return x
+    return _churned(_dpm_2_step, model, x, sigmas, extra_args, callback, disable, s_churn, s_tmin, s_tmax, s_noise,
+                    noise_sampler)
+
+
+def _first_order(predict: Predictor, x: Tensor, sigma: Tensor, sigma_down: Tensor, denoised: Tensor,
+                 renoise_from: Tensor) -> Tensor:
+    """x_down = D + sigma_down (x - U) / sigma: Euler along the renoising direction."""
+    return first_order_step(x, sigma, sigma_down, denoised, renoise_from)
+
+
+def _dpm_2_ancestral_step(predict: Predictor, x: Tensor, sigma: Tensor, sigma_down: Tensor, denoised: Tensor,
+                          renoise_from: Tensor) -> Tensor:
+    return _dpm_2(lambda x, sigma: predict(x, sigma)[0], x, sigma, sigma_down, denoised)
 
 
 @torch.no_grad()
@@ -148,45 +167,8 @@ def dpm_2_ancestral(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict
 
     Each step goes deterministically to sigma_down, then adds fresh noise of std sigma_up.
     """
-    extra_args = extra_args or {}
-    noise_sampler = noise_sampler_or_default(noise_sampler, x, extra_args)
-    eps_fn = eps_prediction(model, x, extra_args)
-    s_in = x.new_ones([x.shape[0]])
-    for i in steps(len(sigmas) - 1, disable):
-        denoised = model(x, sigmas[i] * s_in, **extra_args)
-        sigma_down, sigma_up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
-        notify(callback, i, x, sigmas[i], sigmas[i], denoised)
-        x = _dpm_2_step(eps_fn, x, sigmas[i], sigma_down, denoised)
-        x = add_noise(x, noise_sampler, sigmas[i], sigmas[i + 1], s_noise * sigma_up)
-    return x
-
-
-def _dpm_2_step(eps_fn: EpsFn, x: Tensor, sigma: Tensor, sigma_next: Tensor, denoised: Tensor) -> Tensor:
-    """A DPM-Solver-2 step (r1 = 1/2) from sigma to sigma_next given D(x, sigma); Euler when sigma_next is 0."""
-    d = to_d(x, sigma, denoised)
-    if sigma_next == 0:
-        return x + d * (sigma_next - sigma)
-    return dpm_solver_step(eps_fn, x, lam_of(sigma), lam_of(sigma_next), d, order=2)[0]
-
-
-def _euler_ancestral(predict: Prediction, model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None,
-                     callback: Callback | None, disable: bool | None, eta: float, s_noise: float,
-                     noise_sampler: NoiseSampler | None) -> Tensor:
-    """Euler to sigma_down along the renoising direction, then fresh noise of std sigma_up.
-
-    x_next = D + sigma_down (x - U) / sigma + sigma_up z, where D is the guided x0 and U the x0
-    whose noise estimate renoises: D itself for plain samplers, the unconditional x0 for CFG++.
-    """
-    extra_args = extra_args or {}
-    noise_sampler = noise_sampler_or_default(noise_sampler, x, extra_args)
-    s_in = x.new_ones([x.shape[0]])
-    for i in steps(len(sigmas) - 1, disable):
-        denoised, renoise_from = predict(model, x, sigmas[i] * s_in, extra_args)
-        sigma_down, sigma_up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
-        notify(callback, i, x, sigmas[i], sigmas[i], denoised)
-        x = first_order_step(x, sigmas[i], sigma_down, denoised, renoise_from)
-        x = add_noise(x, noise_sampler, sigmas[i], sigmas[i + 1], s_noise * sigma_up)
-    return x
+    return ancestral_loop(_dpm_2_ancestral_step, model, x, sigmas, extra_args, callback, disable, eta, s_noise,
+                     noise_sampler)
 
 
 @torch.no_grad()
@@ -194,8 +176,7 @@ def euler_ancestral(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict
                     callback: Callback | None = None, disable: bool | None = None, eta: float = 1.0,
                     s_noise: float = 1.0, noise_sampler: NoiseSampler | None = None) -> Tensor:
     """Ancestral sampling with Euler steps (k-diffusion; eta = 1 is DDPM's ancestral sampler in sigma space). NFE N."""
-    return _euler_ancestral(predict_guided, model, x, sigmas, extra_args, callback, disable, eta, s_noise,
-                            noise_sampler)
+    return ancestral_loop(_first_order, model, x, sigmas, extra_args, callback, disable, eta, s_noise, noise_sampler)
 
 
 @torch.no_grad()
@@ -208,16 +189,16 @@ def euler_ancestral_cfg_pp(model: Denoiser, x: Tensor, sigmas: Tensor, extra_arg
     which keeps the sample on the data manifold at small guidance scales. Without a guider it
     is euler_ancestral. NFE N (one guided call, cond and uncond batched, per step).
     """
-    return _euler_ancestral(predict_with_uncond, model, x, sigmas, extra_args, callback, disable, eta, s_noise,
-                            noise_sampler)
+    return ancestral_loop(_first_order, model, x, sigmas, extra_args, callback, disable, eta, s_noise, noise_sampler,
+                     cfg_pp=True)
 
 
 @torch.no_grad()
 def euler_cfg_pp(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = None,
                  callback: Callback | None = None, disable: bool | None = None) -> Tensor:
     """Euler (DDIM) with CFG++ (Chung et al. 2024, Algorithm 1): x_next = x0_guided + sigma_next eps_uncond. NFE N."""
-    return _euler_ancestral(predict_with_uncond, model, x, sigmas, extra_args, callback, disable, eta=0.0,
-                            s_noise=0.0, noise_sampler=None)
+    return ancestral_loop(_first_order, model, x, sigmas, extra_args, callback, disable, eta=0.0, s_noise=0.0,
+                     noise_sampler=None, cfg_pp=True)
 
 
 SAMPLERS: dict[str, Sampler] = {

@@ -1,27 +1,26 @@
 """Linear multistep samplers on the probability-flow ODE dx/dsigma = d(x, sigma) = (x - D(x, sigma)) / sigma:
-PLMS (PNDM), iPNDM, iPNDM-v and DEIS.
+LMS, PLMS (PNDM), iPNDM, iPNDM-v and DEIS.
 
 Each step is x_{i+1} = x_i + sum_j c_j d_{i-j}: the last few slopes are interpolated and the
-interpolant integrated over [sigma_i, sigma_{i+1}]. The four differ only in the interpolant:
+interpolant integrated over [sigma_i, sigma_{i+1}] (the variable-step Adams-Bashforth formulas
+are in Hairer, Nørsett & Wanner, "Solving ODEs I", III.5). They differ only in the interpolant:
 
 - `plms`, `ipndm`: Adams-Bashforth with the constant-step coefficients (3, -1)/2, (23, -16, 5)/12,
   (55, -59, 37, -9)/24 times sigma_{i+1} - sigma_i. In sigma space PNDM's "transfer" x_next = x +
   (sigma_next - sigma) eps' is exactly this (eps' = d, see ddim.py), so PLMS is AB4 on slopes
   sampled at steps that PNDM assumes equal in its own (timestep) variable.
-- `ipndm_v`: variable-step Adams-Bashforth in sigma (the interpolant is a polynomial in sigma).
+- `lms`, `ipndm_v`: variable-step Adams-Bashforth in sigma (the interpolant is a polynomial in sigma),
+  integrated exactly by `quadrature.interpolant_weights` (k-diffusion uses scipy's adaptive quadrature).
 - `deis`: the interpolant is a polynomial in a chosen time variable tau (VP time, sigma, or log
   sigma), integrated exactly against dsigma: c_j = integral of L_j(tau(sigma)) dsigma.
 
-Orders. A k-step method with exact variable-step coefficients (ipndm_v, deis) has local error
+Orders. A k-step method with exact variable-step coefficients (lms, ipndm_v, deis) has local error
 O(h^(k+1)). Constant-step coefficients on a non-uniform sigma grid (plms, ipndm; k >= 2) are
 off by O(h) relative to the exact ones, which leaves a local error O(h^3): they are second-order
 methods on any schedule that is not uniform in sigma. All four start with lower orders (Euler,
 or PLMS's pseudo improved Euler), so the global error is at best O(h^2) in the strict limit;
 the start-up error, made where sigma is largest and the trajectory nearly straight, has a small
-constant, and ipndm_v / deis show their design order over practical step counts.
-
-NFE for N = len(sigmas) - 1 steps: ipndm, ipndm_v, deis: N; plms: N + 1 (its first step calls
-the model twice; N when that step already reaches sigma = 0).
+constant, and lms / ipndm_v / deis show their design order over practical step counts.
 """
 
 from __future__ import annotations
@@ -34,12 +33,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .common import Callback, Denoiser, Sampler, notify, steps, to_d
-from .lms import lms
+from .common import Callback, Denoiser, Sampler, bind_denoiser, notify, steps, to_d
 from .quadrature import Fn, interpolant_weights
 
-# (sigma values, step index i, slopes available) -> coefficients c_j of d_i, d_{i-1}, ... (newest first)
-Weights = Callable[[list[float], int, int], list[float]]
+# (sigma values, step index i, slopes available) -> coefficients c_j of d_i, d_{i-1}, ... (newest first), or
+# None for a step that lands on the denoised estimate
+Weights = Callable[[list[float], int, int], list[float] | None]
+# The largest order of the multistep samplers with a table or a closed form behind them (LMS integrates any order).
+MAX_ORDER = 4
 
 # Adams-Bashforth coefficients for equal steps, per unit step: integrals over [0, 1] of the
 # Lagrange basis through the nodes 0, -1, -2, ... (k = 2: 3/2, -1/2; k = 4: 55/24, -59/24, ...).
@@ -55,29 +56,51 @@ def _constant_step_weights(final_euler: bool) -> Weights:
     return weights
 
 
+def _check_order(max_order: int) -> None:
+    if not 1 <= max_order <= MAX_ORDER:
+        raise ValueError(f"max_order must be between 1 and {MAX_ORDER}, got {max_order}")
+
+
+def _variable_step_weights(sigma: list[float], i: int, available: int) -> list[float] | None:
+    """Variable-step Adams-Bashforth: the Lagrange basis in sigma integrated over the step; D at sigma = 0."""
+    if sigma[i + 1] == 0:
+        return None
+    return interpolant_weights(sigma[i - available + 1: i + 1][::-1], sigma[i], sigma[i + 1])
+
+
 def _linear_multistep(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None,
                       callback: Callback | None, disable: bool | None, max_order: int, weights: Weights,
                       pseudo_improved_euler: bool = False) -> Tensor:
     """x += sum_j c_j d_{i-j} over the last max_order slopes; optionally PNDM's two-call first step."""
-    if not 1 <= max_order <= 4:
-        raise ValueError(f"max_order must be between 1 and 4, got {max_order}")
-    extra_args = extra_args or {}
-    s_in = x.new_ones([x.shape[0]])
+    denoise = bind_denoiser(model, x, extra_args)
     sigma = sigmas.double().tolist()
     slopes: deque[Tensor] = deque(maxlen=max_order)  # newest first
     for i in steps(len(sigmas) - 1, disable):
-        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        denoised = denoise(x, sigmas[i])
         notify(callback, i, x, sigmas[i], sigmas[i], denoised)
         slopes.appendleft(to_d(x, sigmas[i], denoised))
         if pseudo_improved_euler and i == 0 and sigma[1] > 0:
             # Heun's step with the slope probed at the Euler prediction; the probe is not kept as history.
             dt = sigmas[1] - sigmas[0]
             x_euler = x + slopes[0] * dt
-            d_euler = to_d(x_euler, sigmas[1], model(x_euler, sigmas[1] * s_in, **extra_args))
+            d_euler = to_d(x_euler, sigmas[1], denoise(x_euler, sigmas[1]))
             x = x + (slopes[0] + d_euler) / 2 * dt
-        else:
-            x = x + sum(c * d for c, d in zip(weights(sigma, i, len(slopes)), slopes))
+            continue
+        coefficients = weights(sigma, i, len(slopes))
+        x = denoised if coefficients is None else x + sum(c * d for c, d in zip(coefficients, slopes))
     return x
+
+
+@torch.no_grad()
+def lms(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = None, callback: Callback | None = None,
+        disable: bool | None = None, order: int = 4) -> Tensor:
+    """Linear multistep of the given order (k-diffusion's LMS), starting with lower orders.
+
+    The first steps use the slopes available (orders 1, 2, ...), and the step to sigma = 0 is the
+    denoised estimate. Order `order` per step; the Euler start-up step caps the global error at
+    second order in theory, though its constant is tiny where sigma is large. NFE: N.
+    """
+    return _linear_multistep(model, x, sigmas, extra_args, callback, disable, order, _variable_step_weights)
 
 
 @torch.no_grad()
@@ -102,13 +125,14 @@ def plms(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = N
 @torch.no_grad()
 def ipndm(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = None,
           callback: Callback | None = None, disable: bool | None = None, max_order: int = 4) -> Tensor:
-    """Improved PNDM (Zhang & Chen 2022, arXiv:2204.13902, Appendix: iPNDM), as ComfyUI ships it.
+    """Improved PNDM (Zhang & Chen 2022, arXiv:2204.13902, Appendix: iPNDM).
 
     PLMS with a lower-order multistep warm-up instead of extra model calls: Adams-Bashforth with
     constant-step coefficients on the slopes available (up to max_order), and the denoised
     estimate (an Euler step) when stepping to sigma = 0. Second order on non-uniform sigma grids;
     NFE N.
     """
+    _check_order(max_order)
     return _linear_multistep(model, x, sigmas, extra_args, callback, disable, max_order,
                              _constant_step_weights(True))
 
@@ -119,17 +143,13 @@ def ipndm_v(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None 
     """iPNDM with variable-step coefficients (zju-pi/diff-sampler, Zhou et al. 2024): k-diffusion's LMS of that order.
 
     The variable-step Adams-Bashforth formula integrates the Lagrange interpolant of the slopes in
-    sigma, which is exactly `lms`, so it runs it. ComfyUI's ipndm_v (from zju-pi/diff-sampler)
-    writes the order-3 and order-4 coefficients in closed form with a misplaced parenthesis, so
-    on schedules with unequal steps its coefficients are not the Adams-Bashforth ones and the
-    method is only second order; on equal steps both agree. Design order max_order; NFE N.
+    sigma, which is exactly `lms`. Design order max_order; NFE N.
     """
-    if not 1 <= max_order <= 4:
-        raise ValueError(f"max_order must be between 1 and 4, got {max_order}")
+    _check_order(max_order)
     return lms(model, x, sigmas, extra_args, callback, disable, order=max_order)
 
 
-# ComfyUI's (zju-pi/diff-sampler's) DEIS maps sigma to the time t of a linear-beta VP SDE fitted to
+# zju-pi/diff-sampler's DEIS maps sigma to the time t of a linear-beta VP SDE fitted to
 # EDM's range, sigma(t = 1e-3) = 0.002 and sigma(1) = 80: sigma(t)^2 = exp(beta_min t + beta_d t^2 / 2) - 1.
 _EPS_S, _EDM_SIGMA_MIN, _EDM_SIGMA_MAX = 1e-3, 0.002, 80.0
 _BETA_D = 2 * (math.log1p(_EDM_SIGMA_MIN**2) / _EPS_S - math.log1p(_EDM_SIGMA_MAX**2)) / (_EPS_S - 1)
@@ -173,16 +193,15 @@ def deis(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = N
     """DEIS, diffusion exponential integrator sampling (Zhang & Chen 2022, arXiv:2204.13902), multistep AB-DEIS.
 
     The slopes eps = d are interpolated by a polynomial of degree max_order - 1 in a time variable
-    tau, and x advances by the exact integral of that interpolant against dsigma. `deis_mode`:
-    'tab' (the default, ComfyUI's): tau = the VP time t of a linear-beta SDE (`vp_time`), the
+    tau, and x advances by the exact integral of that interpolant against dsigma (Gauss-Legendre).
+    `deis_mode`: 'tab' (the default): tau = the VP time t of a linear-beta SDE (`vp_time`), the
     paper's tAB-DEIS; 'rhoab': tau = sigma (the paper's rhoAB-DEIS, identical to ipndm_v / lms);
-    'logrho': tau = log sigma (diffusers' DEISMultistepScheduler). ComfyUI integrates the 'tab'
-    weights with a 10000-point Riemann sum (about 1e-4 relative error), here by Gauss-Legendre;
-    its 'rhoab' interpolates max_order + 1 slopes (and fails once that many exist), here every
-    mode uses max_order. Warm-up with lower orders; the step to sigma = 0 is Euler (= the
-    denoised estimate). Design order max_order; NFE N.
+    'logrho': tau = log sigma (diffusers' DEISMultistepScheduler). Every mode interpolates
+    max_order slopes; warm-up with lower orders; the step to sigma = 0 is Euler (= the denoised
+    estimate). Design order max_order; NFE N.
     """
+    _check_order(max_order)
     return _linear_multistep(model, x, sigmas, extra_args, callback, disable, max_order, _deis_weights(deis_mode))
 
 
-SAMPLERS: dict[str, Sampler] = {"plms": plms, "ipndm": ipndm, "ipndm_v": ipndm_v, "deis": deis}
+SAMPLERS: dict[str, Sampler] = {"lms": lms, "plms": plms, "ipndm": ipndm, "ipndm_v": ipndm_v, "deis": deis}

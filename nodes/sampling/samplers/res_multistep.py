@@ -2,9 +2,9 @@
 
 `res_multistep*` is the second-order multistep exponential integrator of Zhang et al., "Improved
 order analysis and design of exponential integrator for diffusion models sampling" (arXiv:2308.02157;
-the Refined Exponential Solver, RES), in data prediction and lambda = -log sigma, as ComfyUI
-implements it: the previous and current x0 estimates are interpolated linearly in lambda and the
-linear part of the ODE is integrated exactly,
+the Refined Exponential Solver, RES), in data prediction and lambda = -log sigma: the previous
+and current x0 estimates are interpolated linearly in lambda and the linear part of the ODE is
+integrated exactly,
 
     x_next = D + e^-h (x - D) + w (D_prev - D),  w = integral over the step of e^(l - lambda_next) L_prev(l) dl,
 
@@ -12,60 +12,51 @@ which, unlike DPM-Solver++(2M)'s 1/(2r) shortcut, satisfies the second-order con
 (w = h phi_2(-h) / c_2 in the paper's notation). With eta > 0 each step lands on sigma_down and
 adds noise of std sigma_up (k-diffusion's ancestral split); the previous estimate's node is then
 placed one previous deterministic sub-step (lambda(sigma_down) - lambda) behind the current
-lambda, as ComfyUI does. The first step and any step to sigma = 0 are first order (DDIM).
+lambda. The first step and any step to sigma = 0 are first order (DDIM).
 
 The CFG++ variants (Chung et al. 2024, arXiv:2406.08070) keep the guided D as the target and take
 every noise direction and history term from the unconditional estimate U:
-x_next = D + e^-h (x - U) + w (U_prev - U). ComfyUI's res_multistep_cfg_pp instead shifts x by
-D - U before the multistep update, which scales the guidance term by e^-h in every step but the
-first; the form here is the one whose first step is CFG++'s Euler step.
+x_next = D + e^-h (x - U) + w (U_prev - U), whose first step is CFG++'s Euler step.
 
 `gradient_estimation` (Permenter & Yuan 2024, "Interpreting and Improving Diffusion Models from
 an Optimization Perspective", arXiv:2306.04848, ICML) steps along d_bar = ge_gamma d_i + (1 - ge_gamma)
 d_{i-1}: an extrapolated gradient, first order as an ODE solver for ge_gamma != 3/2, and the
 denoised estimate at sigma = 0.
 
-NFE for N = len(sigmas) - 1 steps: N for every sampler here (the CFG++ ones batch cond and
-uncond into one guided call). Ancestral noise comes from `noise_sampler`, by default the seeded
-per-step Gaussian noise of `common.noise_sampler_or_default`, as in ComfyUI.
+Ancestral noise comes from `noise_sampler`, by default the seeded per-step Gaussian noise of
+`common.noise_sampler_or_default`.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .common import (Callback, Denoiser, Prediction, Sampler, add_noise, ancestral_step, first_order_step,
-                     noise_sampler_or_default, notify, predict_guided, predict_with_uncond, steps, to_d)
+from .common import (AncestralStep, Callback, Denoiser, Predictor, Sampler, ancestral_loop, bind_predictor,
+                     first_order_step, lam_of, notify, steps, to_d)
 from .quadrature import interpolant_weights
 from ..noise import NoiseSampler
 
 
-def _res_multistep(predict: Prediction, model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None,
-                   callback: Callback | None, disable: bool | None, eta: float, s_noise: float,
-                   noise_sampler: NoiseSampler | None) -> Tensor:
-    """RES second-order multistep to sigma_down, then noise of std sigma_up; `predict` gives (D, U)."""
-    extra_args = extra_args or {}
-    noise_sampler = noise_sampler_or_default(noise_sampler, x, extra_args)
-    s_in = x.new_ones([x.shape[0]])
+def _res_multistep_step() -> AncestralStep:
+    """RES' second-order step to sigma_down, remembering the previous U; first order at first and to sigma = 0."""
     previous = None  # (lag of the previous estimate's node behind the next lambda, its U)
-    for i in steps(len(sigmas) - 1, disable):
-        denoised, renoise_from = predict(model, x, sigmas[i] * s_in, extra_args)
-        sigma_down, sigma_up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
-        notify(callback, i, x, sigmas[i], sigmas[i], denoised)
-        x_next = first_order_step(x, sigmas[i], sigma_down, denoised, renoise_from)
+
+    def step(predict: Predictor, x: Tensor, sigma: Tensor, sigma_down: Tensor, denoised: Tensor,
+             renoise_from: Tensor) -> Tensor:
+        nonlocal previous
+        x_next = first_order_step(x, sigma, sigma_down, denoised, renoise_from)
         if sigma_down > 0:
-            lam, lam_down = -math.log(float(sigmas[i])), -math.log(float(sigma_down))
+            lam, lam_down = lam_of(float(sigma)), lam_of(float(sigma_down))
             if previous is not None:
                 lag, renoise_prev = previous
                 w = interpolant_weights([lam, lam - lag], lam, lam_down, weight=lambda l: np.exp(l - lam_down))[1]
                 x_next = x_next + w * (renoise_prev - renoise_from)
             previous = (lam_down - lam, renoise_from)
-        x = add_noise(x_next, noise_sampler, sigmas[i], sigmas[i + 1], s_noise * sigma_up)
-    return x
+        return x_next
+
+    return step
 
 
 @torch.no_grad()
@@ -73,7 +64,7 @@ def res_multistep(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict |
                   callback: Callback | None = None, disable: bool | None = None, s_noise: float = 1.0,
                   noise_sampler: NoiseSampler | None = None) -> Tensor:
     """RES second-order multistep exponential integrator (Zhang et al. 2023, arXiv:2308.02157). Second order; NFE N."""
-    return _res_multistep(predict_guided, model, x, sigmas, extra_args, callback, disable, 0.0, s_noise,
+    return ancestral_loop(_res_multistep_step(), model, x, sigmas, extra_args, callback, disable, 0.0, s_noise,
                           noise_sampler)
 
 
@@ -82,8 +73,8 @@ def res_multistep_cfg_pp(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args:
                          callback: Callback | None = None, disable: bool | None = None, s_noise: float = 1.0,
                          noise_sampler: NoiseSampler | None = None) -> Tensor:
     """RES multistep with CFG++ (Chung et al. 2024): guided target, unconditional noise and history. NFE N."""
-    return _res_multistep(predict_with_uncond, model, x, sigmas, extra_args, callback, disable, 0.0, s_noise,
-                          noise_sampler)
+    return ancestral_loop(_res_multistep_step(), model, x, sigmas, extra_args, callback, disable, 0.0, s_noise,
+                          noise_sampler, cfg_pp=True)
 
 
 @torch.no_grad()
@@ -91,7 +82,7 @@ def res_multistep_ancestral(model: Denoiser, x: Tensor, sigmas: Tensor, extra_ar
                             callback: Callback | None = None, disable: bool | None = None, eta: float = 1.0,
                             s_noise: float = 1.0, noise_sampler: NoiseSampler | None = None) -> Tensor:
     """RES multistep to sigma_down plus fresh noise of std sigma_up (eta = 0: res_multistep). NFE N."""
-    return _res_multistep(predict_guided, model, x, sigmas, extra_args, callback, disable, eta, s_noise,
+    return ancestral_loop(_res_multistep_step(), model, x, sigmas, extra_args, callback, disable, eta, s_noise,
                           noise_sampler)
 
 
@@ -100,18 +91,17 @@ def res_multistep_ancestral_cfg_pp(model: Denoiser, x: Tensor, sigmas: Tensor, e
                                    callback: Callback | None = None, disable: bool | None = None, eta: float = 1.0,
                                    s_noise: float = 1.0, noise_sampler: NoiseSampler | None = None) -> Tensor:
     """Ancestral RES multistep with CFG++ (Chung et al. 2024). NFE N."""
-    return _res_multistep(predict_with_uncond, model, x, sigmas, extra_args, callback, disable, eta, s_noise,
-                          noise_sampler)
+    return ancestral_loop(_res_multistep_step(), model, x, sigmas, extra_args, callback, disable, eta, s_noise,
+                          noise_sampler, cfg_pp=True)
 
 
-def _gradient_estimation(predict: Prediction, model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None,
-                         callback: Callback | None, disable: bool | None, ge_gamma: float) -> Tensor:
+def _gradient_estimation(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None,
+                         callback: Callback | None, disable: bool | None, ge_gamma: float, cfg_pp: bool) -> Tensor:
     """Euler along U's slope plus (ge_gamma - 1) (d_i - d_{i-1}) dt; the denoised estimate at sigma = 0."""
-    extra_args = extra_args or {}
-    s_in = x.new_ones([x.shape[0]])
+    predict = bind_predictor(model, x, extra_args, cfg_pp)
     d_prev = None
     for i in steps(len(sigmas) - 1, disable):
-        denoised, renoise_from = predict(model, x, sigmas[i] * s_in, extra_args)
+        denoised, renoise_from = predict(x, sigmas[i])
         notify(callback, i, x, sigmas[i], sigmas[i], denoised)
         d = to_d(x, sigmas[i], renoise_from)
         x_next = first_order_step(x, sigmas[i], sigmas[i + 1], denoised, renoise_from)
@@ -126,7 +116,7 @@ def gradient_estimation(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: 
                         callback: Callback | None = None, disable: bool | None = None,
                         ge_gamma: float = 2.0) -> Tensor:
     """Gradient estimation (Permenter & Yuan 2024): d_bar = gamma d_i + (1 - gamma) d_{i-1}. First order; NFE N."""
-    return _gradient_estimation(predict_guided, model, x, sigmas, extra_args, callback, disable, ge_gamma)
+    return _gradient_estimation(model, x, sigmas, extra_args, callback, disable, ge_gamma, cfg_pp=False)
 
 
 @torch.no_grad()
@@ -134,7 +124,7 @@ def gradient_estimation_cfg_pp(model: Denoiser, x: Tensor, sigmas: Tensor, extra
                                callback: Callback | None = None, disable: bool | None = None,
                                ge_gamma: float = 2.0) -> Tensor:
     """Gradient estimation with CFG++: slopes from the unconditional x0, target the guided one. NFE N."""
-    return _gradient_estimation(predict_with_uncond, model, x, sigmas, extra_args, callback, disable, ge_gamma)
+    return _gradient_estimation(model, x, sigmas, extra_args, callback, disable, ge_gamma, cfg_pp=True)
 
 
 SAMPLERS: dict[str, Sampler] = {

@@ -1,6 +1,6 @@
 """SA-Solver (Xue et al. 2023, "SA-Solver: Stochastic Adams Solver for Fast Sampling of Diffusion
 Models", arXiv:2309.05019, NeurIPS): stochastic Adams predictor-corrector in data prediction and
-lambda = -log sigma, as ComfyUI ships it.
+lambda = -log sigma.
 
 With stochasticity tau, the SDE family's exact solution from lambda_s to lambda_t is
 
@@ -14,19 +14,14 @@ also includes that new output (`corrector_order` points) and the same noise z. I
 model is called again at the corrected point and that output replaces the predicted one.
 With tau = 0 the method is of order corrector_order (predictor_order without a corrector), and
 the order-2 predictor alone is RES multistep. Orders drop near the end of a schedule that reaches
-sigma = 0, as in ComfyUI, and the step to sigma = 0 is the denoised estimate; on a schedule that
-stops above 0 the result is the last prediction at sigmas[-1] (ComfyUI returns the corrected
-state at sigmas[-2] there).
+sigma = 0, and the step to sigma = 0 is the denoised estimate; on a schedule that stops above 0
+the result is the last prediction at sigmas[-1].
 
-tau is a function of sigma (`tau_func`); the default is ComfyUI's: tau = 1 between the sigmas
-at 20% and 80% of an SD-family (scaled-linear, 1000-step) model's timesteps, 0 (ODE) outside.
-For other models the node passes `tau_interval` of that model's sigmas. Rectified-flow models
-use a different lambda in ComfyUI; these samplers receive only sigma and assume the sigma space
-of eps / v / x0 models.
-
-NFE for N = len(sigmas) - 1 steps: sa_solver N; sa_solver_pece 2N - 1 (one more call at every
-corrected step, all but the first). Noise comes from `noise_sampler`, by default the seeded
-per-step Gaussian noise of `common.noise_sampler_or_default`, as in ComfyUI.
+tau is a function of sigma (`tau_func`); by default tau = 1 between the sigmas at 20% and 80% of
+an SD-family (scaled-linear, 1000-step) model's timesteps, 0 (ODE) outside. For other models the
+node passes `tau_interval` of that model's sigmas. These samplers receive only sigma and assume
+the sigma space of eps / v / x0 models. Noise comes from `noise_sampler`, by default the seeded
+per-step Gaussian noise of `common.noise_sampler_or_default`.
 """
 
 from __future__ import annotations
@@ -38,14 +33,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .common import Callback, Denoiser, Sampler, noise_sampler_or_default, notify, steps
+from .common import Callback, Denoiser, Sampler, bind_denoiser, lam_of, noise_sampler_or_default, notify, steps
 from .quadrature import interpolant_weights
 from ..noise import NoiseSampler
 
 TauFunc = Callable[[float], float]
 
-# ComfyUI's default SDE interval, model_sampling.percent_to_sigma(0.2) and (0.8), for SD's
-# scaled-linear schedule: the sigmas at timesteps 799.2 and 199.8.
+# The default SDE interval, model_sampling.percent_to_sigma(0.2) and (0.8) for SD's scaled-linear
+# schedule: the sigmas at timesteps 799.2 and 199.8.
 SD_TAU_START_SIGMA = 5.092408
 SD_TAU_END_SIGMA = 0.571189
 
@@ -71,18 +66,17 @@ def _sa_solver(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | No
     """The SA-Solver loop: evaluate at the prediction, correct the last step, predict the next."""
     if not 1 <= predictor_order <= 6 or not 0 <= corrector_order <= 6:
         raise ValueError("SA-Solver orders: predictor 1-6, corrector 0-6")
-    extra_args = extra_args or {}
     noise_sampler = noise_sampler_or_default(noise_sampler, x, extra_args)
     tau_func = tau_func or tau_interval(SD_TAU_START_SIGMA, SD_TAU_END_SIGMA)
-    s_in = x.new_ones([x.shape[0]])
+    denoise = bind_denoiser(model, x, extra_args)
     sigma = sigmas.double().tolist()
-    lams = [-math.log(s) if s > 0 else math.inf for s in sigma]
+    lams = [lam_of(s) if s > 0 else math.inf for s in sigma]
     n = len(sigmas) - 1
     lower_order_to_end = sigma[-1] == 0
     outputs: list[Tensor] = []  # model outputs at lams[i - len + 1 .. i]
     x_pred, tau, noise = x, 0.0, 0.0
     for i in steps(n, disable):
-        denoised = model(x_pred, sigmas[i] * s_in, **extra_args)
+        denoised = denoise(x_pred, sigmas[i])
         notify(callback, i, x_pred, sigmas[i], sigmas[i], denoised)
         outputs = (outputs + [denoised])[-max(predictor_order, corrector_order):]
         p = min(predictor_order, len(outputs))
@@ -96,7 +90,7 @@ def _sa_solver(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | No
             decay = sigma[i] / sigma[i - 1] * math.exp(-tau**2 * (lams[i] - lams[i - 1]))
             x = decay * x + _combine(weights, outputs[-c:]) + noise  # the predictor's noise, reused
             if use_pece:
-                denoised = model(x, sigmas[i] * s_in, **extra_args)
+                denoised = denoise(x, sigmas[i])
                 outputs[-1] = denoised
         if sigma[i + 1] == 0:
             x_pred = denoised

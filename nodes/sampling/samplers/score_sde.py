@@ -37,7 +37,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .common import Callback, Denoiser, Sampler, append_dims, noise_sampler_or_default, notify, steps
+from .common import Callback, Denoiser, Sampler, bind_denoiser, noise_sampler_or_default, notify, steps
+from ..broadcast import append_dims
 from ..noise import NoiseSampler
 
 
@@ -78,20 +79,19 @@ def _predictor_corrector(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args:
                          noise_sampler: NoiseSampler | None,
                          make_frame: Callable[[float, float], _Frame]) -> Tensor:
     """Langevin corrector steps at sigma_i, then the reverse-diffusion predictor to sigma_{i+1}."""
-    extra_args = extra_args or {}
     noise_sampler = noise_sampler_or_default(noise_sampler, x, extra_args)
-    s_in = x.new_ones([x.shape[0]])
+    denoise = bind_denoiser(model, x, extra_args)
     sigma = sigmas.double().tolist()
     tiny = torch.finfo(x.dtype).tiny
     for i in steps(len(sigmas) - 1, disable):
         frame = make_frame(sigma[i], sigma[i + 1])
         y = frame.scale * x
         for _ in range(corrector_steps):
-            score = _score(frame, y, model(y / frame.scale, sigmas[i] * s_in, **extra_args), sigma[i])
+            score = _score(frame, y, denoise(y / frame.scale, sigmas[i]), sigma[i])
             z = noise_sampler(sigmas[i], sigmas[i + 1])
             step = 2 * frame.langevin_a * (snr * _per_item_norm(z) / _per_item_norm(score).clamp_min(tiny)) ** 2
             y = y + step * score + (2 * step).sqrt() * z
-        denoised = model(y / frame.scale, sigmas[i] * s_in, **extra_args)
+        denoised = denoise(y / frame.scale, sigmas[i])
         notify(callback, i, y / frame.scale, sigmas[i], sigmas[i], denoised)
         y = (1 - frame.drift) * y + frame.g2 * _score(frame, y, denoised, sigma[i])
         if sigma[i + 1] > 0:

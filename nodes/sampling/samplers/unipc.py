@@ -18,11 +18,8 @@ first steps warm up with p = 1, 2, ... A step to sigma = 0 is the denoised estim
 h -> infinity limit of UniP-1; higher orders have no limit there). With lower_order_final, as in
 ComfyUI and diffusers, the last steps use p = ..., 2, 1, which steadies few-step sampling but
 leaves the last, uncorrected step first order, so the error falls as h^2 at fine steps; pass
-False for order p + 1 on schedules that stop above 0. ComfyUI ends a schedule reaching 0 at
-sigma = 0.001 with a UniP-1 step and returns that x instead of the denoised estimate.
-
-NFE for N = len(sigmas) - 1 steps: N (the corrector reuses the next step's model call; the last
-step is not corrected).
+False for order p + 1 on schedules that stop above 0. The corrector reuses the next step's model
+call, so the NFE is N; the last step is not corrected.
 """
 
 from __future__ import annotations
@@ -35,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .common import Callback, Denoiser, Sampler, notify, steps
+from .common import Callback, Denoiser, Sampler, bind_denoiser, lam_of, notify, steps
 from .quadrature import phi
 
 Variant = Literal["bh1", "bh2"]
@@ -49,7 +46,7 @@ def _unipc_step(x: Tensor, sigma: float, sigma_next: float, history: deque[tuple
     earlier entries.
     """
     lam, denoised = history[0]
-    h = -math.log(sigma_next) - lam
+    h = lam_of(sigma_next) - lam
     b_h = -h if variant == "bh1" else math.expm1(-h)
     ratios = [(history[k][0] - lam) / h for k in range(1, order)] + [1.0]
     differences = [(history[k][1] - denoised) / ratios[k - 1] for k in range(1, order)]
@@ -71,18 +68,17 @@ def _uni_pc(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None,
     """The UniPC loop: evaluate, correct the previous step with the new output, predict the next."""
     if not 1 <= order <= 3:
         raise ValueError(f"uni_pc order must be 1, 2 or 3, got {order}")
-    extra_args = extra_args or {}
-    s_in = x.new_ones([x.shape[0]])
+    denoise = bind_denoiser(model, x, extra_args)
     sigma = sigmas.double().tolist()
     n = len(sigmas) - 1
     history: deque[tuple[float, Tensor]] = deque(maxlen=order)  # (lambda, D), newest first
     x_prev, prev_order = None, 0
     for i in steps(n, disable):
-        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        denoised = denoise(x, sigmas[i])
         if x_prev is not None:
             x = _unipc_step(x_prev, sigma[i - 1], sigma[i], history, prev_order, variant, denoised)
         notify(callback, i, x, sigmas[i], sigmas[i], denoised)
-        history.appendleft((-math.log(sigma[i]), denoised))
+        history.appendleft((lam_of(sigma[i]), denoised))
         if sigma[i + 1] == 0:
             x = denoised
             continue
