@@ -3,7 +3,9 @@
 A node's key is the SHA-256 of canonical JSON of its class, literal inputs, fingerprint and the
 keys (with output slots) of the nodes feeding it. Keys never involve node ids (unless the node
 asks for its id), so they are stable across processes and across edits elsewhere in the graph:
-change one widget and exactly that node and its descendants get new keys.
+change one widget and exactly that node and its descendants get new keys. A node that always
+runs gets a unique key, and so does one given a literal JSON cannot express (a model or tensor
+an expansion passes as a value: ComfyUI's Unhashable), which has no stable key.
 """
 
 from __future__ import annotations
@@ -18,20 +20,33 @@ from typing import Any, Iterable
 from .spec import ALWAYS_RUN, Hidden, NodeSpec
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=repr, ensure_ascii=False)
+
+
 def canonical_json(value: Any) -> str:
     """Deterministic JSON: sorted keys, no spaces, non-JSON values by their repr."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr, ensure_ascii=False)
+    return _CANONICAL.encode(value)
+
+
+def is_json(value: Any) -> bool:
+    """Whether a value is plain JSON (None, bool, number, string, and lists and string-keyed dicts of them)."""
+    if value is None or isinstance(value, (str, int, float)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(is_json(v) for v in value)
+    return isinstance(value, dict) and all(isinstance(k, str) and is_json(v) for k, v in value.items())
 
 
 def node_key(node_id: str, spec: NodeSpec, literals: dict[str, Any], links: dict[str, tuple[str, int]],
              upstream_keys: dict[str, str], fingerprint: Any) -> str:
     """The cache key of one node given the keys of the nodes it links from."""
+    unique = isinstance(fingerprint, str) and fingerprint == ALWAYS_RUN
     document = {
         "class": spec.name,
         "module": spec.python_module,
-        "literals": literals,
+        "literals": literals if not unique else None,
         "links": {name: [upstream_keys[src], slot] for name, (src, slot) in links.items()},
-        "fingerprint": uuid.uuid4().hex if fingerprint == ALWAYS_RUN else fingerprint,
+        "fingerprint": uuid.uuid4().hex if unique else fingerprint,
         "id": node_id if spec.not_idempotent or Hidden.UNIQUE_ID in spec.hidden.values() else None,
     }
     return hashlib.sha256(canonical_json(document).encode()).hexdigest()
@@ -39,6 +54,8 @@ def node_key(node_id: str, spec: NodeSpec, literals: dict[str, Any], links: dict
 
 def measure_bytes(value: Any, seen: set | None = None, depth: int = 0) -> int:
     """Memory held by a value: tensors by their storage (each storage counted once), recursively."""
+    if value is None or isinstance(value, (str, bytes, int, float, bool)):
+        return 0
     seen = set() if seen is None else seen
     if id(value) in seen or depth > 6:
         return 0
@@ -51,8 +68,6 @@ def measure_bytes(value: Any, seen: set | None = None, depth: int = 0) -> int:
             return 0
         seen.add(marker)
         return s.nbytes()
-    if isinstance(value, (str, bytes, int, float, bool)) or value is None:
-        return 0
     if isinstance(value, dict):
         return sum(measure_bytes(v, seen, depth + 1) for v in value.values())
     if isinstance(value, (list, tuple, set, frozenset)):

@@ -1,7 +1,8 @@
 """The `sigmagraph` command: run, validate, nodes (and serve).
 
 Exit codes: 0 success; 1 a node failed or the run was interrupted; 2 the workflow is invalid
-or the arguments are wrong.
+(no output node is valid) or the arguments are wrong. Invalid outputs beside valid ones are
+printed as warnings, and the valid ones run, as ComfyUI does.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Any, Sequence
 
 from .config import Config
 from .events import EXECUTED, EXECUTING, EXECUTION_ERROR, EXECUTION_INTERRUPTED, PREVIEW, PROGRESS
+from .plan import natural_key
 from .session import Session
-from .validation import InvalidWorkflow, ValidationReport
+from .validation import ValidationReport
 from .workflow import WorkflowError
 
 OK, FAILED, INVALID = 0, 1, 2
@@ -113,11 +115,15 @@ def apply_overrides(workflow: dict[str, Any], overrides: Sequence[str]) -> None:
         workflow[node_id].setdefault("inputs", {})[input_name] = value
 
 
-def _print_report(report: ValidationReport, as_json: bool) -> None:
+def _print_report(report: ValidationReport, as_json: bool, runnable: bool = False) -> None:
+    """The problems of a workflow; when `runnable`, as warnings about the outputs that will not be produced."""
     if as_json:
-        print(json.dumps({"type": "validation_error", "data": report.to_json()}), flush=True)
+        kind = "validation_warning" if runnable else "validation_error"
+        print(json.dumps({"type": kind, "data": report.to_json()}), flush=True)
         return
-    print("The workflow is invalid:", file=sys.stderr)
+    skipped = sorted({o for entry in report.node_errors.values() for o in entry["dependent_outputs"]}, key=natural_key)
+    print(f"warning: skipping output node(s) {', '.join(skipped)}, which are invalid:" if runnable
+          else "The workflow is invalid:", file=sys.stderr)
     for line in report.lines():
         print(f"  {line}", file=sys.stderr)
 
@@ -161,12 +167,13 @@ def _json_events(event: str, data: dict[str, Any]) -> None:
 def _command_run(session: Session, args: argparse.Namespace) -> int:
     workflow = session.load(args.workflow)
     apply_overrides(workflow, args.set)
-    report = session.validate(workflow)
-    if not report.ok:
-        _print_report(report, args.json)
+    checked = session.validate(workflow)
+    if not checked.report.ok:
+        _print_report(checked.report, args.json, runnable=checked.ok)
+    if not checked.ok:
         return INVALID
     sink = _json_events if args.json else _TerminalProgress(session, workflow)
-    result = session.run(workflow, on_event=sink)
+    result = session.run(checked, on_event=sink)
     if result.status == "error":
         if not args.json:
             error = result.error or {}
@@ -182,11 +189,13 @@ def _command_run(session: Session, args: argparse.Namespace) -> int:
 
 
 def _command_validate(session: Session, args: argparse.Namespace) -> int:
-    report = session.validate(session.load(args.workflow))
-    if not report.ok:
-        _print_report(report, False)
+    checked = session.validate(session.load(args.workflow))
+    if not checked.report.ok:
+        _print_report(checked.report, False, runnable=checked.ok)
+    if not checked.ok:
         return INVALID
-    print(f"{args.workflow}: valid")
+    print(f"{args.workflow}: valid" if checked.report.ok else f"{args.workflow}: runnable (outputs "
+          f"{', '.join(checked.outputs)})")
     return OK
 
 
@@ -223,11 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkflowError as e:
         print(f"error: {e}", file=sys.stderr)
         return INVALID
-    except InvalidWorkflow as e:
-        _print_report(e.report, getattr(args, "json", False))
-        return INVALID
     except KeyboardInterrupt:
-        session.executor.interrupt.request()
+        session.interrupt.request()
         return FAILED
 
 

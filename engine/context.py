@@ -32,19 +32,26 @@ class InterruptFlag:
             self._requested, self._target = False, None
 
     def is_set_for(self, prompt_id: str | None) -> bool:
+        if not self._requested:  # the common case, read without the lock: checked before every node
+            return False
         with self._lock:
             return self._requested and (self._target is None or self._target == prompt_id)
 
 
 @dataclass
 class RunContext:
-    """Handed to nodes that declare a `Hidden.CONTEXT` input."""
+    """Handed to nodes that declare a `Hidden.CONTEXT` input.
+
+    `call_index` counts the calls of one node under ComfyUI's list semantics (0 for the first);
+    adapters use it to give each call's expansion distinct node ids.
+    """
 
     config: Config
     prompt_id: str
     node_id: str
     emit: EventSink
     interrupt: InterruptFlag
+    call_index: int = 0
 
     def check_interrupt(self) -> None:
         """Raises Interrupted if this run was asked to stop; long nodes call it every step."""

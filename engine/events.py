@@ -8,6 +8,7 @@ ComfyUI's `executing {node: null}`.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Callable
 
@@ -33,3 +34,19 @@ def timestamp() -> int:
 
 def discard(event: str, data: dict[str, Any]) -> None:
     """A sink that ignores every event."""
+
+
+class Throttle:
+    """Lets something happen at most once per `interval` seconds: the first time, then when enough time passed."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self._last = -math.inf
+
+    def ready(self, force: bool = False) -> bool:
+        """Whether it may happen now (always when forced); if so, the interval starts again from now."""
+        now = time.monotonic()
+        if not force and now - self._last < self.interval:
+            return False
+        self._last = now
+        return True

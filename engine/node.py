@@ -8,15 +8,18 @@
 
 A parameter's default is its input spec (`Int`, `Float`, `String`, `Boolean`, `Combo`, `Socket`)
 or a `Hidden` value; a plain literal default with an int/float/str/bool annotation becomes a
-widget with that default. The function returns its outputs (a value, a tuple, or `NodeOutput`).
+widget with that default. The function returns its outputs (a value, a tuple, or `NodeOutput`);
+it may be `async def`, and is then awaited.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from .expansion import ExecutionBlocker
 from .spec import (ALWAYS_RUN, BooleanInput, ComboInput, FloatInput, Hidden, InputSpec, IntInput, NodeSpec,
                    OutputSpec, SocketInput, StringInput)
 
@@ -25,10 +28,15 @@ NODE_SPEC_ATTRIBUTE = "__node_spec__"
 
 @dataclass
 class NodeOutput:
-    """A node's result: its output values and, for output nodes, the UI payload (e.g. images)."""
+    """A node's result: its output values and, for output nodes, the UI payload (e.g. images).
+
+    With `expand` (API-format nodes, see expansion.py) the node expands: `result` may then hold
+    links `[node id, output index]` into that graph, which the run resolves to their values.
+    """
 
     result: tuple = ()
     ui: dict[str, Any] | None = field(default=None)
+    expand: dict[str, dict[str, Any]] | None = None
 
 
 def Int(default: int = 0, **options: Any) -> IntInput:
@@ -92,37 +100,50 @@ def _output_spec(entry: str | tuple[str, str] | OutputSpec) -> OutputSpec:
 def node(name: str | None = None, *, display_name: str | None = None, category: str = "sigmagraph",
          description: str | None = None, returns: Sequence[str | tuple[str, str] | OutputSpec] = (),
          output_node: bool = False, fingerprint: Callable[..., Any] | None = None, always_run: bool = False,
-         input_is_list: bool = False) -> Callable[[Callable], Callable]:
+         input_is_list: bool = False, inputs: Sequence[InputSpec] = (), lazy_status: Callable[..., Any] | None = None,
+         validate_inputs: Callable[..., Any] | None = None) -> Callable[[Callable], Callable]:
     """Declares a function as a node type; the registry finds it when it loads the module.
 
-    `returns` lists output types, or (type, name) pairs. `fingerprint(**widget_values)` returns a
+    `returns` lists output types, or (type, name) pairs. `inputs` are more inputs, after the
+    parameters', whose names need not be identifiers (ComfyUI V3's "values.a", "resize_type.width"):
+    the function takes them as **kwargs. `fingerprint(**widget_values)` returns a
     value that changes when external state changes (a file's size and mtime); one with a `config`
     parameter also gets the run's Config (to find the file). `always_run=True` re-runs the node on
-    every run (side effects that must repeat).
+    every run (side effects that must repeat). `lazy_status` and `validate_inputs` are ComfyUI's
+    check_lazy_status and VALIDATE_INPUTS (see NodeSpec); validate_inputs takes the inputs it names.
     """
 
     def decorate(fn: Callable) -> Callable:
         node_name = name or fn.__name__
-        inputs: list[InputSpec] = []
+        declared: list[InputSpec] = []
         hidden: dict[str, Hidden] = {}
-        for p in inspect.signature(fn).parameters.values():
+        parameters = inspect.signature(fn).parameters.values()
+        for p in parameters:
+            if p.kind is inspect.Parameter.VAR_KEYWORD:
+                continue
             spec = _input_from_parameter(node_name, p)
             if isinstance(spec, Hidden):
                 hidden[p.name] = spec
             else:
-                inputs.append(spec)
+                declared.append(spec)
+        if inputs and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            raise TypeError(f"node {node_name}: named `inputs` need a **kwargs parameter to receive them")
+        # An optional input left out arrives as its widget's default (None for a socket), not as its spec.
+        omitted = {i.name: None if isinstance(i, SocketInput) else i.default for i in declared if i.optional}
         spec = NodeSpec(
             name=node_name,
             display_name=display_name or node_name,
             category=category,
             description=description if description is not None else inspect.cleandoc(fn.__doc__ or ""),
-            inputs=tuple(inputs),
+            inputs=(*declared, *inputs),
             hidden=hidden,
             outputs=tuple(_output_spec(r) for r in returns),
             output_node=output_node,
             input_is_list=input_is_list,
-            function=fn,
+            function=_with_defaults(fn, omitted) if omitted else fn,
             fingerprint=(lambda **_: ALWAYS_RUN) if always_run else fingerprint,
+            lazy_status=lazy_status,
+            **(_validation(validate_inputs) if validate_inputs else {}),
             python_module=fn.__module__,
         )
         setattr(fn, NODE_SPEC_ATTRIBUTE, spec)
@@ -131,12 +152,46 @@ def node(name: str | None = None, *, display_name: str | None = None, category: 
     return decorate
 
 
+@functools.lru_cache(maxsize=1024)
+def keyword_parameters(function: Callable) -> tuple[frozenset[str], bool]:
+    """The parameters a callable names, and whether it also takes **kwargs (everything, when unreadable)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return frozenset(), True
+    return (frozenset(p.name for p in parameters if p.kind is not inspect.Parameter.VAR_KEYWORD),
+            any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters))
+
+
+def _validation(validate_inputs: Callable[..., Any]) -> dict[str, Any]:
+    """The NodeSpec fields of a validate_inputs function: it takes the inputs its parameters name."""
+    takes, takes_all = keyword_parameters(validate_inputs)
+    return {"validate_inputs": validate_inputs, "validate_inputs_takes": takes, "validate_inputs_takes_all": takes_all}
+
+
+def _with_defaults(fn: Callable, omitted: dict[str, Any]) -> Callable:
+    """`fn` called with the defaults of the optional inputs a workflow leaves out (still async if fn is)."""
+    if inspect.iscoroutinefunction(fn):
+        async def call_async(**values: Any) -> Any:
+            return await fn(**{**omitted, **values})
+        return functools.wraps(fn)(call_async)
+    return functools.wraps(fn)(lambda **values: fn(**{**omitted, **values}))
+
+
+def _results(spec: NodeSpec, result: Any) -> tuple:
+    """A result tuple; a lone ExecutionBlocker blocks every output (ComfyUI's shorthand)."""
+    return (result,) * len(spec.outputs) if isinstance(result, ExecutionBlocker) else tuple(result or ())
+
+
 def normalize_result(spec: NodeSpec, value: Any) -> NodeOutput:
-    """Brings any accepted return shape (value, tuple, NodeOutput, ComfyUI's {"ui", "result"}) to NodeOutput."""
+    """Brings any accepted return shape (value, tuple, NodeOutput, ExecutionBlocker, ComfyUI's
+    {"ui", "result", "expand"}) to NodeOutput."""
     if isinstance(value, NodeOutput):
         out = value
-    elif isinstance(value, dict) and {"ui", "result"} & value.keys():
-        out = NodeOutput(tuple(value.get("result") or ()), value.get("ui"))
+    elif isinstance(value, ExecutionBlocker):
+        out = NodeOutput(_results(spec, value))
+    elif isinstance(value, dict) and {"ui", "result", "expand"} & value.keys():
+        out = NodeOutput(_results(spec, value.get("result")), value.get("ui"), value.get("expand"))
     elif isinstance(value, tuple):
         out = NodeOutput(value)
     elif value is None and not spec.outputs:

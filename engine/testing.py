@@ -36,9 +36,9 @@ def pack_session(packs: str | Path | ModuleType | Iterable[str | Path | ModuleTy
 
 def run(session: Session, workflow: dict[str, Any]) -> RunResult:
     """Validates and runs a workflow; an invalid workflow or a failing node raises AssertionError."""
-    report = session.validate(workflow)
-    assert report.ok, "invalid workflow:\n" + "\n".join(report.lines())
-    result = session.run(workflow)
+    checked = session.validate(workflow)
+    assert checked.report.ok, "invalid workflow:\n" + "\n".join(checked.report.lines())  # every output valid
+    result = session.run(checked)
     if not result.ok:
         error = result.error or {}
         detail = "".join(error.get("traceback") or [])

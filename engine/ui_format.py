@@ -1,106 +1,57 @@
 """ComfyUI's UI (litegraph) format, converted to the API format with the node catalogue.
 
-As ComfyUI's front end does: UI node ids become API node ids; `widgets_values` are read
-positionally over the node's widget inputs (required, then optional), skipping the extra value
-of the seed "control after generate" widget and of the image-upload button; inputs converted to
-sockets take their link; Reroute nodes are followed; PrimitiveNode values become literals;
-muted nodes (mode 2) are dropped; bypassed nodes (mode 4) pass their matching-type input through.
+As ComfyUI's front end does (graphToPrompt): subgraph instances and group nodes are first flattened
+into one graph whose inner node ids are paths such as "12:5" (subgraphs.py); UI node ids become API
+node ids; `widgets_values` are named with the node's spec (litegraph.py); inputs converted to
+sockets take their link; Reroute nodes are followed; PrimitiveNode values become literals; muted
+nodes (mode 2) are dropped and so is what they feed; a bypassed node (mode 4) passes one of its
+inputs through, chosen as ComfyUI does (the same slot, else the first input of the wanted type).
+Notes, reroutes, primitives, muted and bypassed nodes never reach the API document.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from .litegraph import BYPASSED, MUTED, UI_ONLY_TYPES, UiNode, UiWorkflow, named_widget_values
 from .registry import Registry
-from .spec import ComboInput, IntInput, NodeSpec, SocketInput
+from .subgraphs import flatten
 from .workflow import WorkflowError
 
-MUTED, BYPASSED = 2, 4
-UI_ONLY_TYPES = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
-CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
+
+def _connects(a: Any, b: Any) -> bool:
+    """Litegraph's isValidConnection: equal types, a wildcard, or comma-separated lists that share one."""
+    if a in ("", "*", 0, None) or b in ("", "*", 0, None) or a == b:
+        return True
+    return bool(set(str(a).lower().split(",")) & set(str(b).lower().split(",")))
 
 
-class UiSlot(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    name: str = ""
-    type: Any = "*"
-    link: int | None = None
-    links: list[int] | None = None
-    widget: dict[str, Any] | None = None
-
-
-class UiNode(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    id: int | str
-    type: str
-    mode: int = 0
-    title: str | None = None
-    pos: list[float] | dict[str, float] | None = None
-    inputs: list[UiSlot] = Field(default_factory=list)
-    outputs: list[UiSlot] = Field(default_factory=list)
-    widgets_values: list[Any] | dict[str, Any] | None = None
-
-
-class UiLink(BaseModel):
-    id: int
-    origin_id: int | str
-    origin_slot: int
-    target_id: int | str
-    target_slot: int
-    type: Any = "*"
-
-
-class UiWorkflow(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    nodes: list[UiNode]
-    links: list[UiLink]
-
-    @classmethod
-    def parse(cls, document: dict[str, Any]) -> "UiWorkflow":
-        """Accepts links as litegraph lists [id, origin, slot, target, slot, type] (v0.4) or objects (v1)."""
-        links = [dict(zip(("id", "origin_id", "origin_slot", "target_id", "target_slot", "type"), link))
-                 if isinstance(link, list) else link for link in document.get("links") or []]
-        if (document.get("definitions") or {}).get("subgraphs"):
-            raise WorkflowError("this UI workflow uses subgraphs, which cannot be converted yet; "
-                                "export it in API format from ComfyUI instead")
-        return cls.model_validate({**document, "links": links})
-
-
-def _widget_inputs(spec: NodeSpec) -> list[Any]:
-    required = [i for i in spec.inputs if not i.optional]
-    optional = [i for i in spec.inputs if i.optional]
-    return [i for i in required + optional
-            if not isinstance(i, SocketInput) and not getattr(i, "force_input", None)]
-
-
-def _widget_values(node: UiNode, spec: NodeSpec) -> dict[str, Any]:
-    if isinstance(node.widgets_values, dict):
-        return dict(node.widgets_values)
-    values, out = list(node.widgets_values or []), {}
-    i = 0
-    for widget in _widget_inputs(spec):
-        if i >= len(values):
-            break
-        out[widget.name] = values[i]
-        i += 1
-        has_control = isinstance(widget, IntInput) and (widget.control_after_generate
-                                                        or widget.name in ("seed", "noise_seed"))
-        has_upload = isinstance(widget, ComboInput) and widget.image_upload
-        if i < len(values) and ((has_control and values[i] in CONTROL_VALUES) or (has_upload and values[i] == "image")):
-            i += 1
-    return out
+def _bypass_input(node: UiNode, slot: int, wanted: Any) -> int | None:
+    """The input a bypassed node passes to its output `slot` for a consumer of type `wanted`."""
+    inputs = node.inputs
+    if not inputs:
+        return None
+    if wanted in ("*", ""):
+        return slot if slot < len(inputs) else 0
+    out_type = node.outputs[slot].type if slot < len(node.outputs) else wanted
+    if slot < len(inputs) and _connects(inputs[slot].type, out_type) and _connects(inputs[slot].type, wanted):
+        return slot
+    exact = next((i for i, s in enumerate(inputs) if s.type == wanted), None)
+    if exact is not None:
+        return exact
+    return next((i for i, s in enumerate(inputs) if _connects(s.type, out_type) and _connects(s.type, wanted)), None)
 
 
 class _Converter:
-    def __init__(self, ui: UiWorkflow, registry: Registry):
+    def __init__(self, graph: UiWorkflow, registry: Registry):
         self.registry = registry
-        self.nodes = {str(n.id): n for n in ui.nodes}
-        self.links = {link.id: link for link in ui.links}
+        self.nodes = {str(n.id): n for n in graph.nodes}
+        self.links = {link.id: link for link in graph.links}
 
-    def source(self, link_id: int | None, seen: frozenset = frozenset()) -> Any:
-        """What a link carries once Reroutes, bypassed nodes and primitives are resolved.
+    def source(self, link_id: int | None, wanted: Any, seen: frozenset = frozenset()) -> Any:
+        """What a link carries to an input of type `wanted` once bypasses, Reroutes and primitives are resolved.
 
         Returns [node id, slot] for a real output, ("literal", value) for a PrimitiveNode, or None.
         """
@@ -111,22 +62,21 @@ class _Converter:
         origin = self.nodes.get(str(link.origin_id))
         if origin is None or origin.mode == MUTED:
             return None
+        if origin.mode == BYPASSED:
+            index = _bypass_input(origin, link.origin_slot, wanted)
+            return self.source(origin.inputs[index].link, wanted, seen) if index is not None else None
         if origin.type == "Reroute":
-            return self.source(origin.inputs[0].link if origin.inputs else None, seen)
+            return self.source(origin.inputs[0].link if origin.inputs else None, wanted, seen)
         if origin.type == "PrimitiveNode":
             return ("literal", (origin.widgets_values or [None])[0])
-        if origin.mode == BYPASSED:
-            out_type = origin.outputs[link.origin_slot].type if link.origin_slot < len(origin.outputs) else link.type
-            match = next((i for i in origin.inputs if i.type == out_type and i.link is not None), None)
-            return self.source(match.link, seen) if match else None
         return [str(origin.id), link.origin_slot]
 
     def convert_node(self, node: UiNode) -> dict[str, Any]:
         spec = self.registry.nodes.get(node.type)
-        inputs: dict[str, Any] = _widget_values(node, spec) if spec else {}
+        inputs: dict[str, Any] = named_widget_values(node, spec)
         for slot in node.inputs:
             name = (slot.widget or {}).get("name", slot.name)
-            resolved = self.source(slot.link)
+            resolved = self.source(slot.link, slot.type)
             if isinstance(resolved, tuple):
                 inputs[name] = resolved[1]
             elif resolved is not None:
@@ -142,11 +92,12 @@ class _Converter:
 def ui_to_api(document: dict[str, Any], registry: Registry) -> dict[str, Any]:
     """Converts a ComfyUI UI-format workflow into the API format (raises WorkflowError)."""
     try:
-        ui = UiWorkflow.parse(document)
+        ui = UiWorkflow.model_validate(document)
     except ValidationError as e:
         first = e.errors()[0]
         raise WorkflowError(f"not a valid ComfyUI UI workflow: {'.'.join(map(str, first['loc']))}: "
                             f"{first['msg']}") from None
-    converter = _Converter(ui, registry)
-    return {str(n.id): converter.convert_node(n) for n in ui.nodes
+    graph = flatten(ui, registry)
+    converter = _Converter(graph, registry)
+    return {str(n.id): converter.convert_node(n) for n in graph.nodes
             if n.mode not in (MUTED, BYPASSED) and n.type not in UI_ONLY_TYPES}

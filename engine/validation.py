@@ -3,24 +3,34 @@
 The report has ComfyUI's shape, `{error, node_errors: {id: {errors: [{type, message, details,
 extra_info}], dependent_outputs, class_type}}}`, so the server returns it as JSON unchanged and
 the CLI prints it line by line. Each message names the node, the input and what to do.
+
+As in ComfyUI, only the output nodes and their ancestors are checked (a node no output needs is
+never validated), and the outputs whose branch is valid form the run while the others are
+reported, each problem naming the outputs it costs (`dependent_outputs`). An unknown node type
+anywhere fails the whole workflow: nothing tells whether it was an output.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable, Mapping
 
-import networkx as nx
 from pydantic import ValidationError
 
+from .awaitables import settle
 from .config import Config
+from .plan import dependency_cycles, execution_order, link_graph, natural_key
 from .registry import Registry, types_compatible
-from .spec import BooleanInput, ComboInput, FloatInput, IntInput, NodeSpec, SocketInput, StringInput
+from .expansion import ExecutionBlocker
+from .spec import BooleanInput, ComboInput, Hidden, IntInput, NodeSpec, SocketInput, StringInput
 from .workflow import ApiWorkflow, api_workflow, is_link, literal_value
 
 
-@dataclass
+_NONE: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class NodeInstance:
     """A validated node: its spec, coerced literal values and links as (source id, output index)."""
 
@@ -29,17 +39,20 @@ class NodeInstance:
     literals: dict[str, Any]
     links: dict[str, tuple[str, int]]
     title: str | None = None
+    lazy: frozenset[str] = field(init=False)  # linked inputs evaluated only when its lazy_status asks for them
+    raw_links: frozenset[str] = field(init=False)  # linked inputs given the link itself rather than the value
 
-
-@dataclass
-class ValidatedWorkflow:
-    nodes: dict[str, NodeInstance]
-    outputs: list[str]
-    prompt: dict[str, Any]  # the API-format document, handed to nodes with a PROMPT hidden input
+    def __post_init__(self) -> None:
+        flagged = [inp for inp in self.spec.inputs if (inp.lazy or inp.raw_link) and inp.name in self.links]
+        for flag, attribute in (("lazy", "lazy"), ("raw_link", "raw_links")):
+            names = frozenset(inp.name for inp in flagged if getattr(inp, flag)) if flagged else _NONE
+            object.__setattr__(self, attribute, names)
 
 
 @dataclass
 class ValidationReport:
+    """Every problem of a workflow in ComfyUI's shape: a prompt-level `error` and `node_errors` by node id."""
+
     error: dict[str, Any] | None = None
     node_errors: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -63,12 +76,31 @@ class ValidationReport:
     def lines(self) -> list[str]:
         """One readable line per problem, for the terminal."""
         out = [self.error["message"]] if self.error else []
-        for node_id, entry in sorted(self.node_errors.items(), key=lambda kv: _natural(kv[0])):
+        for node_id, entry in sorted(self.node_errors.items(), key=lambda kv: natural_key(kv[0])):
             out += [f"node {node_id} ({entry['class_type']}): {e['message']}" for e in entry["errors"]]
         return out
 
     def summary(self) -> str:
         return "; ".join(self.lines())
+
+
+@dataclass(frozen=True)
+class ValidatedWorkflow:
+    """What validation makes of a document: its report and, when that is ok, the checked nodes and their plan.
+
+    `Session.run` and `Executor.run` run it as it is, so a workflow is validated and planned once.
+    """
+
+    report: ValidationReport
+    nodes: Mapping[str, NodeInstance] = field(default_factory=dict)
+    outputs: tuple[str, ...] = ()  # the output nodes to produce, in natural order
+    order: tuple[str, ...] = ()  # the outputs and their ancestors, in the order they run
+    prompt: dict[str, Any] = field(default_factory=dict)  # the API-format document, for PROMPT hidden inputs
+
+    @property
+    def ok(self) -> bool:
+        """Whether the workflow is runnable: some outputs are valid (`report` lists the invalid others)."""
+        return self.report.error is None and bool(self.outputs)
 
 
 class InvalidWorkflow(Exception):
@@ -79,13 +111,15 @@ class InvalidWorkflow(Exception):
         self.report = report
 
 
-def _natural(node_id: str) -> tuple:
-    return (0, int(node_id), "") if node_id.isdigit() else (1, 0, node_id)
+def _check_widget(spec: Any, value: Any, config: Config, trusted: bool = False
+                  ) -> tuple[Any, str | None, str | None]:
+    """Coerces a literal widget value: returns (value, error type, message) — ComfyUI's coercions.
 
-
-def _check_widget(spec: Any, value: Any, config: Config) -> tuple[Any, str | None, str | None]:
-    """Coerces a literal widget value: returns (value, error type, message) — ComfyUI's coercions."""
+    A `trusted` value (one the node's validate_inputs takes) is converted but not range- or choice-checked.
+    """
     if isinstance(spec, ComboInput):
+        if trusted:
+            return value, None, None
         choices = spec.resolve(config)
         if not isinstance(value, str) or value not in choices:
             return value, "value_not_in_list", _combo_message(spec, value, choices)
@@ -109,6 +143,8 @@ def _check_widget(spec: Any, value: Any, config: Config) -> tuple[Any, str | Non
             raise ValueError
     except (ValueError, TypeError, OverflowError):
         return value, "invalid_input_type", f"expected {kind}, got {value!r}"
+    if trusted:
+        return coerced, None, None
     if coerced < spec.min:
         return coerced, "value_smaller_than_min", f"value {_num(coerced)} is smaller than the minimum {_num(spec.min)}"
     if coerced > spec.max:
@@ -137,17 +173,47 @@ def _link_type_ok(out_type: str, inp: Any) -> bool:
     return types_compatible(out_type, widget_type) or (widget_type == "COMBO" and out_type.startswith("COMBO"))
 
 
-def _check_node(report: ValidationReport, workflow: ApiWorkflow, node_id: str, registry: Registry,
-                config: Config) -> NodeInstance | None:
+def _check_link(report: ValidationReport, workflow: ApiWorkflow, registry: Registry, node_id: str,
+                spec: NodeSpec, name: str, value: list) -> tuple[str, int, str] | None:
+    """A link's (source id, output index, output type), or None once what is wrong with it is reported."""
+    source_id, index = str(value[0]), value[1]
+    source = workflow.root.get(source_id)
+    source_spec = registry.nodes.get(source.class_type) if source else None
+    if source is None:
+        report.add(node_id, spec.name, "missing_source_node",
+                   f"input {name!r} is linked to node {source_id}, which is not in the workflow",
+                   name, received_value=value)
+    elif source_spec is None:
+        return None  # the source's own unknown type is reported on the source node
+    elif not 0 <= index < len(source_spec.outputs):
+        report.add(node_id, spec.name, "bad_output_index",
+                   f"input {name!r} is linked to output {index} of node {source_id} "
+                   f"({source.class_type}), which has {len(source_spec.outputs)} output(s)",
+                   name, received_value=value)
+    else:
+        return source_id, index, source_spec.outputs[index].type
+    return None
+
+
+def _trusted_inputs(spec: NodeSpec) -> frozenset[str] | None:
+    """The inputs the node's own validate_inputs takes, which are trusted to it (None: every input)."""
+    if spec.validate_inputs is None:
+        return _NONE
+    return None if spec.validate_inputs_takes_all else spec.validate_inputs_takes
+
+
+def _check_node(report: ValidationReport, workflow: ApiWorkflow, node_id: str, spec: NodeSpec, registry: Registry,
+                config: Config) -> NodeInstance:
     node = workflow.root[node_id]
-    spec = registry.nodes.get(node.class_type)
-    if spec is None:
-        report.add(node_id, node.class_type, "missing_node_type",
-                   f"unknown node type {node.class_type!r}: no installed node pack defines it")
-        return None
     literals: dict[str, Any] = {}
     links: dict[str, tuple[str, int]] = {}
+    received: dict[str, str] = {}  # the output type of each linked input, for validate_inputs' input_types
+    trusted_inputs = _trusted_inputs(spec)
+    checks_link_types = not (spec.validate_inputs is not None and "input_types" in spec.validate_inputs_takes)
+    inactive = spec.inactive_inputs(node.inputs)  # a dynamic combo's inputs for the choices not taken
     for inp in spec.inputs:
+        if inp.name in inactive:
+            continue
         if inp.name not in node.inputs:
             if not inp.optional:
                 report.add(node_id, spec.name, "required_input_missing",
@@ -160,44 +226,91 @@ def _check_node(report: ValidationReport, workflow: ApiWorkflow, node_id: str, r
                        f"(wrap a literal list as {{\"__value__\": [...]}})", inp.name, received_value=value)
             continue
         if is_link(value):
-            source_id, index = str(value[0]), value[1]
-            source = workflow.root.get(source_id)
-            source_spec = registry.nodes.get(source.class_type) if source else None
-            if source is None:
-                report.add(node_id, spec.name, "missing_source_node",
-                           f"input {inp.name!r} is linked to node {source_id}, which is not in the workflow",
-                           inp.name, received_value=value)
-            elif source_spec is None:
-                continue  # the source's own unknown type is reported on the source node
-            elif not 0 <= index < len(source_spec.outputs):
-                report.add(node_id, spec.name, "bad_output_index",
-                           f"input {inp.name!r} is linked to output {index} of node {source_id} "
-                           f"({source.class_type}), which has {len(source_spec.outputs)} output(s)",
-                           inp.name, received_value=value)
-            elif not _link_type_ok(source_spec.outputs[index].type, inp):
+            checked = _check_link(report, workflow, registry, node_id, spec, inp.name, value)
+            if checked is None:
+                continue
+            source_id, index, out_type = checked
+            if checks_link_types and not _link_type_ok(out_type, inp):
                 expected = inp.type if isinstance(inp, SocketInput) else inp.kind
                 report.add(node_id, spec.name, "return_type_mismatch",
-                           f"input {inp.name!r}: expected {expected}, got {source_spec.outputs[index].type} "
-                           f"from node {source_id} output {index}", inp.name,
-                           received_type=source_spec.outputs[index].type, linked_node=[source_id, index])
+                           f"input {inp.name!r}: expected {expected}, got {out_type} from node {source_id} "
+                           f"output {index}", inp.name, received_type=out_type, linked_node=[source_id, index])
             else:
-                links[inp.name] = (source_id, index)
+                links[inp.name], received[inp.name] = (source_id, index), out_type
             continue
+        trusted = trusted_inputs is None or inp.name in trusted_inputs
         if isinstance(inp, SocketInput):
-            if inp.type == "*" or inp.type in ("INT", "FLOAT", "STRING", "BOOLEAN"):
+            if trusted or inp.type == "*" or set(inp.type.split(",")) <= {"INT", "FLOAT", "STRING", "BOOLEAN"}:
                 literals[inp.name] = literal_value(value)
                 continue
             report.add(node_id, spec.name, "invalid_input_type",
                        f"input {inp.name!r} must be linked to a {inp.type} output, got the literal {value!r}",
                        inp.name, received_value=value)
             continue
-        coerced, error_type, message = _check_widget(inp, literal_value(value), config)
+        coerced, error_type, message = _check_widget(inp, literal_value(value), config, trusted)
         if error_type:
             report.add(node_id, spec.name, error_type, f"input {inp.name!r}: {message}", inp.name,
                        received_value=value, input_config=inp.options())
         else:
             literals[inp.name] = coerced
-    return NodeInstance(node_id, spec, literals, links, node.meta.get("title"))
+    if spec.accepts_extra_inputs:
+        declared = {inp.name for inp in spec.inputs}
+        for name, value in node.inputs.items():
+            if name in declared:
+                continue
+            if not is_link(value):
+                literals[name] = literal_value(value)
+            elif checked := _check_link(report, workflow, registry, node_id, spec, name, value):
+                links[name], received[name] = checked[:2], checked[2]
+    instance = NodeInstance(node_id, spec, literals, links, node.meta.get("title"))
+    if spec.validate_inputs is not None and node_id not in report.node_errors:
+        _validate_inputs(report, instance, received, workflow)
+    return instance
+
+
+def _validate_inputs(report: ValidationReport, instance: NodeInstance, received: dict[str, str],
+                     workflow: ApiWorkflow) -> None:
+    """Runs the node's own validate_inputs (ComfyUI's VALIDATE_INPUTS) and reports what it returns."""
+    spec = instance.spec
+    hidden = {Hidden.PROMPT: workflow.to_json, Hidden.UNIQUE_ID: lambda: instance.id}
+    offered = {**instance.literals, **dict.fromkeys(instance.links),  # links have no value before the run
+               **{name: hidden[kind]() if kind in hidden else None for name, kind in spec.hidden.items()}}
+    trusted = _trusted_inputs(spec)
+    values = {k: v for k, v in offered.items() if trusted is None or k in trusted}
+    if "input_types" in spec.validate_inputs_takes:
+        values["input_types"] = received
+    try:
+        verdict = settle(spec.validate_inputs(**values))
+    except Exception as error:  # noqa: BLE001 - a pack's validation bug is this node's problem, not the server's
+        report.add(instance.id, spec.name, "exception_during_validation",
+                   f"its input validation raised {type(error).__name__}: {error}")
+        return
+    if verdict is not True and not isinstance(verdict, ExecutionBlocker):
+        report.add(instance.id, spec.name, "custom_validation_failed",
+                   verdict if isinstance(verdict, str) and verdict else "its own input validation failed")
+
+
+def expanded_instance(node_id: str, node: Mapping[str, Any], registry: Registry) -> NodeInstance:
+    """A node an expansion adds to a run, taken as ComfyUI takes it: unchecked, literals passed as they are.
+
+    Expansions pass values (a model, a tensor) where workflows pass links, so nothing is coerced;
+    a missing input fails when the node runs. Raises ValueError for an unknown node type.
+    """
+    class_type = node.get("class_type")
+    spec = registry.nodes.get(class_type)
+    if spec is None:
+        raise ValueError(f"the expansion adds node {node_id} of unknown type {class_type!r}")
+    declared = {inp.name for inp in spec.inputs}
+    literals: dict[str, Any] = {}
+    links: dict[str, tuple[str, int]] = {}
+    for name, value in (node.get("inputs") or {}).items():
+        if name not in declared and not spec.accepts_extra_inputs:
+            continue
+        if is_link(value):
+            links[name] = (str(value[0]), int(value[1]))
+        else:
+            literals[name] = literal_value(value)
+    return NodeInstance(node_id, spec, literals, links)
 
 
 def _shape_report(error: ValidationError) -> ValidationReport:
@@ -211,41 +324,97 @@ def _shape_report(error: ValidationError) -> ValidationReport:
     return report
 
 
+def _ancestry(workflow: ApiWorkflow, specs: Mapping[str, NodeSpec | None], outputs: Iterable[str]
+              ) -> dict[str, list[str]]:
+    """The outputs and every node they need, each with the ids of the nodes it takes inputs from:
+    through the inputs its type takes (every link of a node of unknown type)."""
+    taken: dict[str, frozenset[str] | None] = {}  # by node type: its inputs (None: any, as **kwargs)
+    sources: dict[str, list[str]] = {}
+    stack = list(outputs)
+    while stack:
+        nid = stack.pop()
+        if nid in sources:
+            continue
+        node, spec = workflow.root[nid], specs[nid]
+        if node.class_type not in taken:
+            taken[node.class_type] = (None if spec is None or spec.accepts_extra_inputs
+                                      else frozenset(inp.name for inp in spec.inputs))
+        names = taken[node.class_type]
+        links = [(name, value) for name, value in node.inputs.items()
+                 if (names is None or name in names) and is_link(value) and str(value[0]) in workflow.root]
+        if links and spec is not None and names is not None:
+            inactive = spec.inactive_inputs(node.inputs)  # a dynamic combo's inputs for the choices not taken
+            links = [(name, value) for name, value in links if name not in inactive]
+        sources[nid] = [str(value[0]) for _, value in links]
+        stack.extend(sources[nid])
+    return sources
+
+
+def _invalid_outputs(report: ValidationReport, sources: Mapping[str, list[str]], outputs: list[str]) -> set[str]:
+    """The outputs that need a node with errors; each such node's entry lists them as `dependent_outputs`."""
+    bad = [nid for nid in report.node_errors if nid in sources]
+    if not bad:
+        return set()
+    consumers: dict[str, list[str]] = {}
+    for nid, srcs in sources.items():
+        for src in srcs:
+            consumers.setdefault(src, []).append(nid)
+    invalid: set[str] = set()
+    for nid in bad:
+        reached, stack = set(), [nid]
+        while stack:
+            current = stack.pop()
+            if current not in reached:
+                reached.add(current)
+                stack.extend(consumers.get(current, ()))
+        dependent = reached.intersection(outputs)
+        report.node_errors[nid]["dependent_outputs"] = sorted(dependent, key=natural_key)
+        invalid |= dependent
+    return invalid
+
+
 def validate(document: Any, registry: Registry, config: Config, targets: list[str] | None = None
-             ) -> tuple[ValidatedWorkflow | None, ValidationReport]:
-    """Checks an API-format document against the registry; returns the validated workflow or None."""
+             ) -> ValidatedWorkflow:
+    """Checks an API-format document against the registry and plans the run of its valid outputs.
+
+    `targets` (node ids) replace the output nodes as what the run must produce (ComfyUI's
+    `partial_execution_targets`). The result is runnable (`.ok`) when some outputs are valid;
+    `.report` lists every problem of the others.
+    """
     try:
         workflow = api_workflow(document)
     except ValidationError as e:
-        return None, _shape_report(e)
+        return ValidatedWorkflow(_shape_report(e))
     except ValueError as e:
-        return None, ValidationReport(error={"type": "invalid_prompt", "message": str(e), "details": "",
-                                             "extra_info": {}})
+        return ValidatedWorkflow(ValidationReport(error={"type": "invalid_prompt", "message": str(e), "details": "",
+                                                         "extra_info": {}}))
     report = ValidationReport()
-    nodes = {nid: inst for nid in workflow.root if (inst := _check_node(report, workflow, nid, registry, config))}
-    _check_cycles(report, nodes)
-    outputs = [nid for nid, inst in nodes.items() if inst.spec.output_node]
+    specs = {nid: registry.nodes.get(node.class_type) for nid, node in workflow.root.items()}
+    for nid, spec in specs.items():
+        if spec is None:
+            report.add(nid, workflow.root[nid].class_type, "missing_node_type",
+                       f"unknown node type {workflow.root[nid].class_type!r}: no installed node pack defines it")
+    outputs = [nid for nid, spec in specs.items() if spec is not None and spec.output_node]
     if targets is not None:
-        missing = [t for t in targets if t not in nodes]
+        missing = [t for t in targets if t not in workflow.root]
         if missing:
             report.error = {"type": "invalid_prompt", "message": f"requested output node(s) {missing} are not "
                             "valid nodes of the workflow", "details": "", "extra_info": {}}
-        outputs = [t for t in targets if t in nodes]
-    if not outputs and not report.node_errors and report.error is None:
+        outputs = [t for t in targets if t in workflow.root]
+    sources = _ancestry(workflow, specs, outputs)
+    nodes = {nid: _check_node(report, workflow, nid, spec, registry, config)
+             for nid, spec in specs.items() if nid in sources and spec is not None}
+    graph = link_graph({nid: [src for src, _ in inst.links.values()] for nid, inst in nodes.items()})
+    for cycle in dependency_cycles(graph):
+        for nid in cycle:
+            report.add(nid, nodes[nid].spec.name, "dependency_cycle",
+                       f"part of a dependency cycle through nodes {' -> '.join(cycle)}")
+    invalid = _invalid_outputs(report, sources, outputs)
+    if not outputs and report.ok:
         report.error = {"type": "prompt_no_outputs", "details": "", "extra_info": {},
                         "message": "the workflow has no output node (e.g. SaveImage or PreviewImage): "
                                    "nothing would be produced"}
-    if not report.ok:
-        return None, report
-    return ValidatedWorkflow(nodes, sorted(outputs, key=_natural), workflow.to_json()), report
-
-
-def _check_cycles(report: ValidationReport, nodes: dict[str, NodeInstance]) -> None:
-    graph = nx.DiGraph()
-    graph.add_edges_from((src, nid) for nid, inst in nodes.items() for src, _ in inst.links.values())
-    for component in nx.strongly_connected_components(graph):
-        if len(component) > 1 or any(graph.has_edge(n, n) for n in component):
-            cycle = sorted(component, key=_natural)
-            for nid in cycle:
-                report.add(nid, nodes[nid].spec.name, "dependency_cycle",
-                           f"part of a dependency cycle through nodes {' -> '.join(cycle)}")
+    valid = sorted((nid for nid in outputs if nid not in invalid), key=natural_key)
+    if report.error is not None or not valid or None in specs.values():
+        return ValidatedWorkflow(report)
+    return ValidatedWorkflow(report, nodes, tuple(valid), execution_order(graph, valid), workflow.to_json())

@@ -3,35 +3,36 @@
 from __future__ import annotations
 
 import asyncio
-import gc
-import sys
 import uuid
 
 from aiohttp import web
 
 from ..events import timestamp
-from ..executor import Executor
-from ..validation import validate
 from ..workflow import WorkflowError
 from .errors import ApiError, json_response, parse_query, read_json
+from .history import History
 from .hub import status_data
 from .models import ClearDelete, FreeRequest, HistoryQuery, InterruptRequest, PromptRequest
+from .prompt_queue import PromptQueue
 from .state import STATE
 from .system import system_stats
 
 
 async def post_prompt(request: web.Request) -> web.Response:
-    """POST /prompt: validates and queues -> {prompt_id, number, node_errors}, or 400 {error, node_errors}."""
+    """POST /prompt: validates and queues -> {prompt_id, number, node_errors}, or 400 {error, node_errors}.
+
+    As in ComfyUI, a prompt with some valid outputs is queued to produce those (`partial_execution_targets`
+    names the outputs wanted, all when absent); `node_errors` then lists the problems of the others.
+    """
     state = request.app[STATE]
     body = await read_json(request, PromptRequest)
     try:
         document = state.session.load(body.prompt)  # a UI-format document is converted, as the CLI does
     except WorkflowError as e:
         raise ApiError(400, str(e), "invalid_prompt") from None
-    workflow, report = await asyncio.to_thread(validate, document, state.session.registry, state.config,
-                                               body.partial_execution_targets)
-    if workflow is None:
-        return json_response(report.to_json(), 400)
+    workflow = await asyncio.to_thread(state.session.validate, document, body.partial_execution_targets)
+    if not workflow.ok:
+        return json_response(workflow.report.to_json(), 400)
     prompt_id = body.prompt_id or str(uuid.uuid4())
     if state.queue.knows(prompt_id) or prompt_id in state.history:
         raise ApiError(400, f"prompt_id {prompt_id} is already queued or in the history; use a new one",
@@ -40,7 +41,8 @@ async def post_prompt(request: web.Request) -> web.Response:
     if body.client_id is not None:
         extra_data["client_id"] = body.client_id
     item = state.queue.put(prompt_id, document, extra_data, workflow, number=body.number, front=body.front)
-    return json_response({"prompt_id": item.prompt_id, "number": item.number, "node_errors": {}})
+    return json_response({"prompt_id": item.prompt_id, "number": item.number,
+                          "node_errors": workflow.report.node_errors})
 
 
 async def get_prompt(request: web.Request) -> web.Response:
@@ -55,14 +57,18 @@ async def get_queue(request: web.Request) -> web.Response:
                           "queue_pending": [item.to_json() for item in pending]})
 
 
-async def post_queue(request: web.Request) -> web.Response:
-    """POST /queue {clear, delete}: removes pending prompts (interrupt the running one instead)."""
-    queue = request.app[STATE].queue
+async def _clear_delete(request: web.Request, store: PromptQueue | History) -> web.Response:
+    """Applies a `{clear, delete}` body: everything goes, and/or the listed prompt ids."""
     body = await read_json(request, ClearDelete)
     if body.clear:
-        queue.clear()
-    queue.delete(body.delete)
+        store.clear()
+    store.delete(body.delete)
     return web.Response()
+
+
+async def post_queue(request: web.Request) -> web.Response:
+    """POST /queue {clear, delete}: removes pending prompts (interrupt the running one instead)."""
+    return await _clear_delete(request, request.app[STATE].queue)
 
 
 async def post_interrupt(request: web.Request) -> web.Response:
@@ -85,21 +91,7 @@ async def get_history_item(request: web.Request) -> web.Response:
 
 async def post_history(request: web.Request) -> web.Response:
     """POST /history {clear, delete}."""
-    history = request.app[STATE].history
-    body = await read_json(request, ClearDelete)
-    if body.clear:
-        history.clear()
-    history.delete(body.delete)
-    return web.Response()
-
-
-def release_memory(executor: Executor) -> None:
-    """Drops every cached output (models included: they are node outputs) and returns the memory."""
-    executor.cache.clear()
-    gc.collect()
-    torch = sys.modules.get("torch")  # only if something loaded it: freeing must not import torch
-    if torch is not None and torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
+    return await _clear_delete(request, request.app[STATE].history)
 
 
 async def post_free(request: web.Request) -> web.Response:
@@ -107,7 +99,7 @@ async def post_free(request: web.Request) -> web.Response:
     state = request.app[STATE]
     body = await read_json(request, FreeRequest, empty_ok=True)
     if body.unload_models or body.free_memory:
-        await asyncio.to_thread(state.queue.when_idle, lambda: release_memory(state.session.executor))
+        await asyncio.to_thread(state.queue.when_idle, state.session.release_memory)
     return web.Response()
 
 

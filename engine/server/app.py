@@ -12,12 +12,13 @@ from ..session import Session
 from . import api, files, static, ws
 from .errors import json_errors
 from .options import ServerOptions
+from .pack_hooks import attach_loaders, filtered
 from .security import BrowserGuard
 from .state import STATE, ServerState
 
 # ComfyUI's API, served at these paths and again under /api/ (as ComfyUI does, for its front end).
 API_ROUTES = [
-    web.post("/prompt", api.post_prompt),
+    web.post("/prompt", filtered(api.post_prompt)),
     web.get("/prompt", api.get_prompt),
     web.get("/queue", api.get_queue),
     web.post("/queue", api.post_queue),
@@ -36,7 +37,7 @@ API_ROUTES = [
     web.get("/ws", ws.websocket),
 ]
 
-# The editor's pages and files; the catch-all for web/ files comes last.
+# The editor's pages and files; the catch-all for web/ files comes last (after the routes of node packs).
 PAGE_ROUTES = [
     web.get("/", static.index),
     web.get("/workflows", static.workflows_index),
@@ -61,14 +62,18 @@ async def _close_websockets(app: web.Application) -> None:
 
 def create_app(config: Config, session: Session | None = None, options: ServerOptions | None = None
                ) -> web.Application:
-    """The server for `config`; `session` (default: a new Session loading the packs) runs the prompts."""
+    """The server of `session` (default: a new Session of `config`, loading the packs), with its folders.
+
+    The session's pack loaders get the app before the editor's routes: the routes they add come first.
+    """
     options = options or ServerOptions()
     session = session if session is not None else Session(config)
     guard = BrowserGuard(options.host, options.cors_origin)
     app = web.Application(client_max_size=options.max_upload_bytes, middlewares=[guard.middleware, json_errors])
-    app[STATE] = ServerState.build(config, session, options)
+    app[STATE] = ServerState.build(session, options)
     app.add_routes(API_ROUTES)
     app.add_routes([web.RouteDef(r.method, "/api" + r.path, r.handler, r.kwargs) for r in API_ROUTES])
+    attach_loaders(app, app[STATE])
     app.add_routes(PAGE_ROUTES)
     app.cleanup_ctx.append(_worker_lifetime)
     app.on_shutdown.append(_close_websockets)

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ValidationError
 log = logging.getLogger("sigmagraph.server")
 
 Model = TypeVar("Model", bound=BaseModel)
+# The request key of a JSON body already read (and rewritten by prompt filters): read_json takes it as the body.
+PARSED_BODY = "sigmagraph_parsed_body"
 
 
 class ApiError(Exception):
@@ -53,6 +55,8 @@ def validate_model(model: type[Model], data: Any, where: str = "body") -> Model:
 
 async def read_json(request: web.Request, model: type[Model], empty_ok: bool = False) -> Model:
     """The JSON body checked against `model` (an empty body counts as `{}` when `empty_ok`)."""
+    if PARSED_BODY in request:
+        return validate_model(model, request[PARSED_BODY])
     raw = await request.read()  # bounded by the app's client_max_size: larger bodies raise 413
     if not raw.strip():
         if not empty_ok:

@@ -39,7 +39,7 @@ def status_data(queue_remaining: int, sid: str | None = None) -> dict[str, Any]:
     return data
 
 
-def event_message(event: str, data: dict[str, Any]) -> str:
+def event_message(event: str, data: Any) -> str:
     """The JSON text frame `{"type": event, "data": data}`."""
     return dumps({"type": event, "data": data})
 
@@ -99,6 +99,17 @@ class Hub:
         if client_id is None and event not in BROADCAST_WITHOUT_CLIENT:
             return
         self._post(event_message(event, data), client_id)
+
+    def send_message(self, event: str | int, data: Any, client_id: str | None = None) -> None:
+        """Sends a node pack's message to `client_id`, or to everyone without one (ComfyUI's send_sync).
+
+        Bytes go as a binary frame: the event number (4-byte big-endian), then the bytes; any
+        other data as the JSON frame `{"type": event, "data": data}`.
+        """
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            self._post(struct.pack(">I", int(event)) + bytes(data), client_id)
+        else:
+            self._post(event_message(str(event), data), client_id)
 
     def send_preview(self, frame: bytes, client_id: str | None = None) -> None:
         """Sends a binary preview frame to `client_id` (to everyone without one)."""

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..paths import package_folder
+
 MEGABYTE = 1024 * 1024
-
-
-def package_folder(package: str) -> Path | None:
-    """The folder of an installed data package (e.g. `sigmagraph.web`), or None when it has none."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except ModuleNotFoundError:
-        return None
-    locations = spec.submodule_search_locations if spec else None
-    # an editable install lists import hooks among the locations: keep the real folder
-    return next((Path(p) for p in locations or () if Path(p).is_dir()), None)
 
 
 @dataclass(frozen=True)

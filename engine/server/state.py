@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -17,7 +18,7 @@ from .worker import PromptWorker
 
 @dataclass
 class ServerState:
-    """The configuration, the session that runs prompts, and the server's moving parts."""
+    """The session that runs prompts, its configuration (the folders served), and the server's moving parts."""
 
     config: Config
     session: Session
@@ -26,16 +27,17 @@ class ServerState:
     queue: PromptQueue
     history: History
     worker: PromptWorker
+    # what pack loaders pass each POST /prompt body through (ComfyUI's on-prompt handlers)
+    prompt_filters: list[Callable[[dict[str, Any]], dict[str, Any]]] = field(default_factory=list)
 
     @classmethod
-    def build(cls, config: Config, session: Session, options: ServerOptions) -> "ServerState":
-        """Wires the hub, queue, history and worker around the session's executor."""
+    def build(cls, session: Session, options: ServerOptions) -> "ServerState":
+        """Wires the hub, queue, history and worker around the session (whose config the server serves)."""
         hub = Hub()
-        queue = PromptQueue(session.executor.interrupt,
-                            on_change=lambda remaining: hub.send(STATUS, status_data(remaining)))
+        queue = PromptQueue(session.interrupt, on_change=lambda remaining: hub.send(STATUS, status_data(remaining)))
         history = History(options.history_limit)
-        worker = PromptWorker(queue, history, session.executor, hub, options.preview_interval)
-        return cls(config, session, options, hub, queue, history, worker)
+        worker = PromptWorker(queue, history, session, hub, options.preview_interval)
+        return cls(session.config, session, options, hub, queue, history, worker)
 
 
 STATE = web.AppKey("sigmagraph_state", ServerState)

@@ -1,6 +1,6 @@
 """The worker: one thread that runs queued prompts in order, off the event loop.
 
-The executor and its cache belong to this thread; requests only reach them through the queue
+The session's executor and cache belong to this thread; requests only reach them through the queue
 (`when_idle`), so a run never sees its cache cleared under it. Whatever a prompt does — fail,
 be interrupted, even call sys.exit() — the worker records it and takes the next one.
 """
@@ -8,17 +8,16 @@ be interrupted, even call sys.exit() — the worker records it and takes the nex
 from __future__ import annotations
 
 import logging
-import math
 import threading
-import time
 import traceback
 from typing import Any
 
 from PIL import Image
 
 from ..events import (EXECUTING, EXECUTION_CACHED, EXECUTION_ERROR, EXECUTION_START, PREVIEW, TERMINAL_EVENTS,
-                      timestamp)
-from ..executor import Executor, RunResult
+                      Throttle, timestamp)
+from ..executor import RunResult
+from ..session import Session
 from .history import History
 from .hub import Hub, preview_frame
 from .prompt_queue import PromptQueue, QueueItem
@@ -37,10 +36,9 @@ class RunEvents:
 
     def __init__(self, hub: Hub, item: QueueItem, preview_interval: float):
         self.hub, self.client_id, self.prompt_id = hub, item.client_id, item.prompt_id
-        self.preview_interval = preview_interval
         self.messages: list[list[Any]] = []
         self.final: dict[str, Any] = {"node": None, "display_node": None, "prompt_id": item.prompt_id}
-        self._last_preview = -math.inf
+        self._previews = Throttle(preview_interval)
 
     def __call__(self, event: str, data: dict[str, Any]) -> None:
         try:
@@ -56,11 +54,8 @@ class RunEvents:
             log.exception("could not deliver the %s event of prompt %s", event, self.prompt_id)
 
     def _preview(self, image: Any) -> None:
-        now = time.monotonic()
-        if not isinstance(image, Image.Image) or now - self._last_preview < self.preview_interval:
-            return
-        self._last_preview = now
-        self.hub.send_preview(preview_frame(image), self.client_id)  # encoded here, off the event loop
+        if isinstance(image, Image.Image) and self._previews.ready():
+            self.hub.send_preview(preview_frame(image), self.client_id)  # encoded here, off the event loop
 
     def failed(self, error: BaseException) -> RunResult:
         """Reports an error the executor itself let through, as an execution_error of the prompt."""
@@ -74,11 +69,11 @@ class RunEvents:
 
 
 class PromptWorker:
-    """Takes prompts off the queue one at a time and runs them on the session's executor."""
+    """Takes prompts off the queue one at a time and runs them through the session."""
 
-    def __init__(self, queue: PromptQueue, history: History, executor: Executor, hub: Hub,
+    def __init__(self, queue: PromptQueue, history: History, session: Session, hub: Hub,
                  preview_interval: float):
-        self.queue, self.history, self.executor, self.hub = queue, history, executor, hub
+        self.queue, self.history, self.session, self.hub = queue, history, session, hub
         self.preview_interval = preview_interval
         self._thread: threading.Thread | None = None
 
@@ -105,8 +100,8 @@ class PromptWorker:
         """Runs one prompt, records it in history, frees the queue, then says `executing null`."""
         events = RunEvents(self.hub, item, self.preview_interval)
         try:
-            result = self.executor.run(item.workflow, prompt_id=item.prompt_id, extra_data=item.extra_data,
-                                       on_event=events)
+            result = self.session.run(item.workflow, prompt_id=item.prompt_id, extra_data=item.extra_data,
+                                      on_event=events)
         except BaseException as error:  # noqa: BLE001 - even a node's sys.exit() must not end the worker
             log.exception("prompt %s failed outside any node", item.prompt_id)
             result = events.failed(error)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import types
 
-from sigmagraph.engine import Registry
+from sigmagraph.engine import ALWAYS_RUN, Registry
 from sigmagraph.engine.executor import Executor
 
 
@@ -123,3 +123,103 @@ def test_name_conflict_keeps_first(registry):
     registry.load_module(module, "dup_pack")
     assert registry.nodes["Constant"].category == "test"
     assert "already defined by testing" in registry.problems[0].error
+
+
+class Hooks:
+    """ComfyUI's optional hooks, as packs write them."""
+
+    @classmethod
+    def INPUT_TYPES(s):
+        return {"required": {"pick": ("BOOLEAN", {"default": True}), "a": ("NUMBER", {"lazy": True}),
+                             "b": ("NUMBER", {"lazy": True, "rawLink": True})}}
+
+    RETURN_TYPES = ("NUMBER",)
+    FUNCTION = "choose"
+
+    def check_lazy_status(self, pick, a=None, b=None):
+        return ["a"] if pick and a is None else []
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, pick, input_types):
+        return True
+
+    async def choose(self, pick, a=None, **rest):
+        return (a, "an extra value")
+
+
+class Base:
+    @classmethod
+    def IS_CHANGED(cls, amount):
+        return float("nan") if amount > 1 else amount
+
+
+class Inherits(Base):
+    """IS_CHANGED comes from a base class (a classmethod there); FUNCTION is a staticmethod."""
+
+    @classmethod
+    def INPUT_TYPES(s):
+        return {"required": {"amount": ("FLOAT", {"default": 1.0, "min": 2.0, "max": 0.0}),
+                             "mode": (["fast", "slow"], {"default": "medium", "tooltip": 3})}}
+
+    RETURN_TYPES = ("FLOAT",)
+    FUNCTION = "scale"
+
+    @staticmethod
+    def scale(amount):  # takes no `mode`: it is not given one
+        return (amount * 2,)
+
+
+def test_comfyuis_hooks_map_onto_spec_fields():
+    import asyncio
+    import inspect
+
+    from sigmagraph.engine.classic import classic_spec
+
+    spec, warnings = classic_spec("Hooks", Hooks)
+    assert not warnings
+    assert [(i.name, i.lazy, i.raw_link) for i in spec.inputs] == [("pick", None, None), ("a", True, None),
+                                                                  ("b", True, True)]
+    assert spec.lazy_status(pick=True, a=None, b=None) == ["a"] and spec.lazy_status(pick=False) == []
+    assert spec.validate_inputs_takes == {"pick", "input_types"} and not spec.validate_inputs_takes_all
+    assert spec.accepts_extra_inputs and spec.runs_async and inspect.iscoroutinefunction(spec.function)
+    assert asyncio.run(spec.function(pick=True, a=5, b=None)) == (5,)  # the extra value dropped
+
+
+def test_inherited_hooks_static_functions_and_loose_options():
+    from sigmagraph.engine.classic import classic_spec
+
+    spec, warnings = classic_spec("Inherits", Inherits)
+    assert spec.fingerprint(amount=1.0) == 1.0 and spec.fingerprint(amount=3.0) == ALWAYS_RUN
+    assert spec.function(amount=2.5, mode="fast") == (5.0,)
+    amount, mode = spec.inputs
+    assert (amount.min, amount.max, amount.default) == (-math.inf, math.inf, 1.0)
+    assert (mode.default, mode.tooltip) == (None, None)
+    assert warnings == ["min 2.0 is above max 0.0: both ignored", "default 'medium' is not one of the choices: ignored",
+                        warnings[2]]
+    assert warnings[2].startswith("option(s) tooltip ignored")
+
+
+FILES = ["a.safetensors"]
+
+
+class ListsFiles:
+    @classmethod
+    def INPUT_TYPES(s):
+        return {"required": {"name": (list(FILES),)}}
+
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+
+    def run(self, name):
+        return (name,)
+
+
+def test_combo_choices_are_asked_of_input_types_again(config):
+    from sigmagraph.engine.classic import spec_from_classic
+
+    (choice,) = spec_from_classic("ListsFiles", ListsFiles).inputs
+    FILES.append("b.safetensors")  # a file added while the server runs, as ComfyUI shows it
+    try:
+        assert choice.resolve(config) == ["a.safetensors", "b.safetensors"]
+    finally:
+        FILES.remove("b.safetensors")

@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 
 from sigmagraph.engine.cli import main
-
-HERE = Path(__file__).parent
-
-
-@pytest.fixture
-def pack_dir(tmp_path):
-    folder = tmp_path / "custom_nodes"
-    folder.mkdir()
-    shutil.copy(HERE / "testing_pack.py", folder / "testing_pack.py")
-    return folder
 
 
 def write(tmp_path, document, name="wf.json"):
@@ -37,6 +25,11 @@ def cli(*args, pack_dir):
 
 def test_run_succeeds(tmp_path, pack_dir, capsys):
     assert cli("run", str(write(tmp_path, WORKFLOW)), "--output-dir", str(tmp_path / "out"), pack_dir=pack_dir) == 0
+
+
+def test_run_validates_the_workflow_once(tmp_path, pack_dir, capsys, validations):
+    assert cli("run", str(write(tmp_path, WORKFLOW)), "--json", pack_dir=pack_dir) == 0
+    assert len(validations) == 1
 
 
 def test_json_events(tmp_path, pack_dir, capsys):

@@ -29,6 +29,18 @@ def test_converted_workflow_runs(session):
     assert result.ok and result.ui_outputs["8"]["values"] == [2.5 + 42 * 16 + 3]
 
 
-def test_subgraphs_refused_clearly(registry):
-    with pytest.raises(WorkflowError, match="subgraphs"):
-        ui_to_api({"nodes": [], "links": [], "definitions": {"subgraphs": [{"id": "x"}]}}, registry)
+def test_bypassed_node_passes_its_same_slot_first(registry):
+    # ComfyUI's ExecutableNodeDTO bypass: the input at the output's own slot index when its type fits,
+    # even unlinked (then nothing is passed), before any other input of the wanted type.
+    document = json.loads((DATA / "ui_workflow.json").read_text())
+    add = next(n for n in document["nodes"] if n["id"] == 5)
+    add["mode"], add["inputs"][0]["link"] = 4, None  # bypassed Add, slot 0 (a) unlinked, b linked
+    document["nodes"] = [n for n in document["nodes"] if n["id"] != 4]
+    document["links"] = [link for link in document["links"] if link[0] != 4]
+    api = ui_to_api(document, registry)
+    assert "5" not in api and api["8"]["inputs"] == {"label": "total"}
+
+
+def test_malformed_document_is_a_workflow_error(registry):
+    with pytest.raises(WorkflowError, match="nodes.0.type"):
+        ui_to_api({"nodes": [{"id": 1}], "links": []}, registry)

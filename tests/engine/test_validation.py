@@ -25,9 +25,9 @@ def chain(**overrides):
 
 
 def errors(document, registry, config):
-    workflow, report = validate(document, registry, config)
-    assert workflow is None and not report.ok
-    return report
+    workflow = validate(document, registry, config)
+    assert not workflow.ok and not workflow.nodes and not workflow.order
+    return workflow.report
 
 
 def only_error(report, node_id):
@@ -37,8 +37,9 @@ def only_error(report, node_id):
 
 
 def test_valid_chain(registry, config):
-    workflow, report = validate(chain(), registry, config)
-    assert report.ok and workflow.outputs == ["4"]
+    workflow = validate(chain(), registry, config)
+    assert workflow.ok and workflow.report.ok and workflow.outputs == ("4",)
+    assert workflow.order == ("1", "2", "3", "4")
 
 
 def test_unknown_class_type(registry, config):
@@ -91,13 +92,14 @@ def test_int_widget(registry, config, value, kind):
 
 
 def test_int_widget_coerces_numeric_strings_like_comfyui(registry, config):
-    workflow, report = validate(chain(**{"3__offset": "3"}), registry, config)
-    assert report.ok and workflow.nodes["3"].literals["offset"] == 3
+    workflow = validate(chain(**{"3__offset": "3"}), registry, config)
+    assert workflow.ok and workflow.nodes["3"].literals["offset"] == 3
 
 
 def test_combo_not_in_choices(registry, config):
     wf = chain()
     wf["5"] = {"class_type": "Scale", "inputs": {"x": ["3", 0], "factor": 2.0, "mode": "pow", "enabled": True}}
+    wf["4"]["inputs"]["value"] = ["5", 0]  # only what an output needs is validated
     err = only_error(errors(wf, registry, config), "5")
     assert err["type"] == "value_not_in_list" and "'pow' is not one of the choices: mul, div" in err["message"]
 

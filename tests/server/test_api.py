@@ -7,6 +7,8 @@ import uuid
 
 import pytest
 
+from sigmagraph.engine.validation import ValidatedWorkflow
+
 from ..engine import testing_pack
 from .conftest import finished, queue, running, simple, slow
 
@@ -24,6 +26,15 @@ async def test_prompt_runs_and_history_holds_outputs_and_messages(client):
     assert entry["status"]["status_str"] == "success" and entry["status"]["completed"] is True
     assert [m[0] for m in entry["status"]["messages"]] == ["execution_start", "execution_cached", "execution_success"]
     assert entry["meta"]["2"]["node_id"] == "2"
+
+
+async def test_the_worker_runs_through_the_session_what_post_validated(client, session, monkeypatch):
+    runs = []
+    run = session.run
+    monkeypatch.setattr(session, "run", lambda workflow, **options: runs.append(workflow) or run(workflow, **options))
+    answer = await queue(client, simple(4.0))
+    assert (await finished(client, answer["prompt_id"]))["outputs"] == {"2": {"values": [4.0], "label": ["x"]}}
+    assert len(runs) == 1 and isinstance(runs[0], ValidatedWorkflow) and runs[0].outputs == ("2",)
 
 
 async def test_invalid_prompt_is_400_with_node_errors_and_not_queued(client):

@@ -6,9 +6,9 @@ import threading
 
 from sigmagraph.engine.context import InterruptFlag
 from sigmagraph.engine.server.prompt_queue import PromptQueue
-from sigmagraph.engine.validation import ValidatedWorkflow
+from sigmagraph.engine.validation import ValidatedWorkflow, ValidationReport
 
-WORKFLOW = ValidatedWorkflow(nodes={}, outputs=["9"], prompt={})
+WORKFLOW = ValidatedWorkflow(ValidationReport(), outputs=("9",), order=("9",))
 
 
 def put(queue: PromptQueue, prompt_id: str, **options):
