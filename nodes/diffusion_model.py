@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from .sampling.guidance import ConditionEncoder, crossattn_inputs
+from .sampling.guidance import CfgHook, ConditionEncoder, ModelWrapper, crossattn_inputs
 from .sampling.model_sampling import ModelSampling, NetworkDenoiser
 
 
@@ -51,7 +51,9 @@ class DiffusionModel:
     """A MODEL: `network(x_in, timestep, **inputs)` plus how to turn it into a denoiser.
 
     `encode_condition` turns one CONDITIONING entry into the network's keyword inputs;
-    `prepare` (optional) readies the network's weights before sampling (device placement).
+    `prepare` (optional) readies the network's weights before sampling (device placement);
+    `cfg_function` and `post_cfg` are guidance hooks (CFGNorm...) and `model_wrapper` runs each
+    batched model call, see guidance.GuidedDenoiser.
     """
 
     network: Callable[..., Tensor]
@@ -60,6 +62,9 @@ class DiffusionModel:
     encode_condition: ConditionEncoder = crossattn_inputs
     family: str = "generic"
     prepare: Callable[[], Any] | None = None
+    cfg_function: CfgHook | None = None
+    post_cfg: tuple[CfgHook, ...] = ()
+    model_wrapper: ModelWrapper | None = None
 
     def denoiser(self) -> NetworkDenoiser:
         """The unguided denoiser `model(x, sigma, **inputs) -> x0` in the model's latent space."""
@@ -70,6 +75,18 @@ class DiffusionModel:
     def with_model_sampling(self, model_sampling: ModelSampling) -> "DiffusionModel":
         """The same network under another parametrization (ModelSamplingDiscrete and friends)."""
         return replace(self, model_sampling=model_sampling)
+
+    def with_cfg_function(self, hook: CfgHook) -> "DiffusionModel":
+        """The same model with its CFG blend replaced (ComfyUI's set_model_sampler_cfg_function)."""
+        return replace(self, cfg_function=hook)
+
+    def with_post_cfg(self, hook: CfgHook) -> "DiffusionModel":
+        """The same model with one more hook on the guided x0 (ComfyUI's set_model_sampler_post_cfg_function)."""
+        return replace(self, post_cfg=self.post_cfg + (hook,))
+
+    def with_model_wrapper(self, wrapper: ModelWrapper) -> "DiffusionModel":
+        """The same model with its model calls run through `wrapper` (ComfyUI's set_model_unet_function_wrapper)."""
+        return replace(self, model_wrapper=wrapper)
 
     @property
     def device(self) -> torch.device:

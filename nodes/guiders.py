@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -18,7 +18,7 @@ from .sampling.guidance import Conditioning, guided_denoiser
 from .sampling.noise import initial_noise
 from .sampling.sample import run_sampler
 from .sampling.samplers import DISCARD_PENULTIMATE_SIGMA, SAMPLERS
-from .sampling.samplers.common import Sampler
+from .sampling.samplers.common import Callback, Denoiser, Sampler
 
 # Progress events carry a preview at most this often (seconds): previews cost a projection and a JPEG.
 PREVIEW_INTERVAL = 0.25
@@ -65,9 +65,7 @@ def sampler_seeds(seed: int, latent: dict[str, Any]) -> int | list[int]:
     """The seed(s) of the sampler's own noise: one per image, so no image depends on its neighbours.
 
     A single image uses the seed itself (ComfyUI's numbers); in a batch, image k uses seed + k, where
-    k is its batch index, so a batch image equals the single run with `batch_index` [k]. ComfyUI draws
-    one batch-shaped tensor instead, so its batch images k >= 1 differ from ours (and from its own
-    single runs).
+    k is its batch index, so a batch image equals the single run with `batch_index` [k] (docs/parity.md).
     """
     indices = latent.get("batch_index")
     if indices is None and latent["samples"].shape[0] == 1:
@@ -79,6 +77,20 @@ ProgressCallback = Callable[[int, int, Tensor], None]  # (step, total, preview R
 
 
 @dataclass(frozen=True, eq=False)
+class SamplingRun:
+    """A run as its sampler may see it through the denoiser (`GuidedDenoiser.run`).
+
+    ComfyUI packs' samplers read the model, its CFG scale and the run's noise through their model argument.
+    """
+
+    guider: "Guider"
+    noise: Tensor  # the initial noise, unscaled
+    latent: Tensor  # the latent sampling starts from, in the model's space
+    seed: int | list[int]  # the seed(s) of the sampler's own noise
+    sigmas: Tensor
+
+
+@dataclass(frozen=True, eq=False)
 class Guider:
     """GUIDER: a model with its conditioning and CFG scale (negative None = no guidance)."""
 
@@ -87,9 +99,19 @@ class Guider:
     negative: Conditioning | None = None
     cfg: float = 1.0
 
+    def denoiser(self, latent_shape: Sequence[int], run: SamplingRun) -> Denoiser:
+        """The guided denoiser of a run on a latent of this shape."""
+        return guided_denoiser(self.model.denoiser(), self.positive, self.negative, self.cfg, latent_shape,
+                               self.model.model_sampling.percent_to_sigma, self.model.encode_condition,
+                               self.model.cfg_function, self.model.post_cfg, self.model.model_wrapper, run)
+
     def sample(self, noise: SeededNoise, latent: dict[str, Any], sampler: SamplerChoice, sigmas: Tensor,
-               progress: ProgressCallback | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Samples `latent` along `sigmas`; returns (output, denoised_output) LATENTs."""
+               progress: ProgressCallback | None = None,
+               on_step: Callback | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Samples `latent` along `sigmas`; returns (output, denoised_output) LATENTs.
+
+        `progress` gets each step's number with an occasional preview, `on_step` the sampler's own report.
+        """
         fmt = self.model.latent_format
         samples = latent["samples"]
         if samples.shape[1] != fmt.channels:
@@ -98,15 +120,16 @@ class Guider:
         device = self.model.device
         model_latent = fmt.process_in(samples.to(device=device, dtype=torch.float32))
         initial = noise.generate(latent).to(device)
-        denoiser = guided_denoiser(self.model.denoiser(), self.positive, self.negative, self.cfg,
-                                   model_latent.shape, self.model.model_sampling.percent_to_sigma,
-                                   self.model.encode_condition)
+        seed = sampler_seeds(noise.seed, latent)
+        denoiser = self.denoiser(model_latent.shape, SamplingRun(self, initial, model_latent, seed, sigmas))
         last_denoised: list[Tensor] = []
         steps = max(len(sigmas) - 1, 0)
         last_preview = [0.0]
 
         def callback(info: dict[str, Any]) -> None:
             last_denoised[:] = [info["denoised"]]
+            if on_step is not None:
+                on_step(info)
             if progress is None:
                 return
             now = time.monotonic()
@@ -118,7 +141,7 @@ class Guider:
 
         mask = latent.get("noise_mask")
         out = run_sampler(denoiser, self.model.model_sampling, sampler.function, sigmas, model_latent, initial,
-                          seed=sampler_seeds(noise.seed, latent), noise_mask=None if mask is None else mask.to(device),
+                          seed=seed, noise_mask=None if mask is None else mask.to(device),
                           callback=callback, **sampler.params)
         denoised = last_denoised[0] if last_denoised else out
         return ({**latent, "samples": fmt.process_out(out).cpu()},

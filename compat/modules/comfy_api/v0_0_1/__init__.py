@@ -1,0 +1,13 @@
+"""ComfyUI's `comfy_api.v0_0_1`: the V3 API as of version 0.0.1, the same objects as `comfy_api.latest` here."""
+
+from comfy_api.internal.async_to_sync import create_sync_class
+from comfy_api.latest import IO, UI, ComfyAPI_latest, ComfyExtension, Input, InputImpl, Types, io, ui  # noqa: F401
+
+
+class ComfyAPIAdapter_v0_0_1(ComfyAPI_latest):  # noqa: N801 - ComfyUI's name
+    VERSION = "0.0.1"
+    STABLE = True
+
+
+ComfyAPI = ComfyAPIAdapter_v0_0_1
+ComfyAPISync = create_sync_class(ComfyAPIAdapter_v0_0_1)

@@ -1,0 +1,5 @@
+"""ComfyUI's `execution`: the names packs import from it, which are the engine's."""
+
+from sigmagraph.engine.expansion import ExecutionBlocker
+
+__all__ = ["ExecutionBlocker"]
