@@ -2,7 +2,9 @@
 
 Choices are computed per catalogue (files appear without a restart). Models that ship inside the
 package (the demo checkpoint) are listed in their folder beside the user's files; a user's file
-of the same name takes precedence. Fingerprints make a node
+of the same name takes precedence. A model's name must stay inside its folder, but a symbolic
+link there may lead anywhere (how users share one model folder between tools); input files must
+lie inside the input folder, links included. Fingerprints make a node
 re-run when its file changes: size and modification time for model files (hashing gigabytes on
 every run would cost seconds), the SHA-256 of the content for input files (as ComfyUI).
 """
@@ -14,10 +16,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sigmagraph.engine import Config
-from sigmagraph.engine.paths import list_files, safe_join
+from sigmagraph.engine.paths import UnsafePath, list_files, safe_join
 
 from ..demo.checkpoint import DEMO_CHECKPOINT
-from ..models.checkpoint import MODEL_EXTENSIONS, CheckpointError, model_path
+from ..models.checkpoint import MODEL_EXTENSIONS, CheckpointError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -32,6 +34,17 @@ def model_files(folder: str) -> Callable[[Config | None], list[str]]:
         packaged = [name for name, path in PACKAGED_MODELS.get(folder, {}).items() if path.is_file()]
         return sorted(set(found) | set(packaged))
     return choices
+
+
+def model_path(models_dir: Path | str, folder: str, name: str) -> Path:
+    """The file `name` of `models_dir/folder`: the name may not leave the folder, a link in it may lead anywhere."""
+    try:
+        path = safe_join(Path(models_dir) / folder, name, allow_links_out=True)
+    except UnsafePath as error:
+        raise CheckpointError(f"{name!r} is not a file inside models/{folder}: {error}") from None
+    if not path.is_file():
+        raise CheckpointError(f"{name!r} not found in models/{folder} ({Path(models_dir) / folder})")
+    return path
 
 
 def model_file(config: Config, folder: str, name: str) -> Path:

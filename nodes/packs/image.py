@@ -1,4 +1,4 @@
-"""IMAGE nodes: loading images and masks from the input folder, resizing, inverting (ComfyUI's names and inputs).
+"""IMAGE nodes: loading images and masks from the input folder, resizing, inverting, batching (ComfyUI's names).
 
 An IMAGE is [B, H, W, 3] in 0..1, a MASK [B, H, W] in 0..1 (1 = the masked region: for an image
 with transparency, its transparent part).
@@ -21,6 +21,8 @@ from .types import MAX_RESOLUTION, SOCKET_TYPES  # noqa: F401 - SOCKET_TYPES reg
 
 EMPTY_MASK_SIZE = 64  # the mask of an image without alpha: zeros of this size, as ComfyUI
 SINGLE_FRAME_FORMATS = {"MPO"}  # multi-picture JPEGs: the extra frames are previews, not a batch
+# BatchImagesNode's grown inputs images.image0 ... (ComfyUI shows two; templates may link only the first)
+MAX_BATCH_IMAGES = 50
 
 
 def _readable(frame: Image.Image) -> Image.Image:
@@ -100,3 +102,27 @@ def ImageScaleBy(image=Socket("IMAGE"), upscale_method=Combo(IMAGE_METHODS, defa
 def ImageInvert(image=Socket("IMAGE")):
     """1 - image."""
     return 1.0 - image
+
+
+def batch_images(images: list[Tensor]) -> Tensor:
+    """Images joined into one batch: alpha (1) added where others have it, sizes resized to the first's.
+
+    The resize is bilinear with a centre crop, as ComfyUI's BatchImagesNode does.
+    """
+    channels = max(image.shape[-1] for image in images)
+    height, width = images[0].shape[1:3]
+    batch = []
+    for image in images:
+        if image.shape[-1] < channels:
+            image = torch.nn.functional.pad(image, (0, channels - image.shape[-1]), value=1.0)
+        if image.shape[1:3] != (height, width):
+            image = resize(image.movedim(-1, 1), width, height, "bilinear", "center").movedim(1, -1)
+        batch.append(image)
+    return torch.cat(batch)
+
+
+@node(returns=["IMAGE"], category="image", display_name="Batch Images",
+      inputs=[Socket("IMAGE", name=f"images.image{i}", optional=i > 0) for i in range(MAX_BATCH_IMAGES)])
+def BatchImagesNode(**images: Tensor):
+    """Joins up to 50 images into one batch (inputs images.image0, images.image1, ...), at the first image's size."""
+    return batch_images([images[name] for name in sorted(images, key=lambda name: int(name.rsplit("image", 1)[1]))])

@@ -18,6 +18,7 @@ from sigmagraph.engine import Combo, Float, Hidden, Int, NodeOutput, RunContext,
 from sigmagraph.engine.paths import next_output_path
 
 from ..models.checkpoint import CheckpointError, SafetensorsCheckpoint
+from ..models.families import SD_LATENT
 from ..resize import CROP_METHODS, LATENT_METHODS, resize
 from .files import input_file_fingerprint, input_files, input_path
 from .types import MAX_RESOLUTION, SOCKET_TYPES  # noqa: F401 - SOCKET_TYPES registers the socket types
@@ -25,7 +26,6 @@ from .types import MAX_RESOLUTION, SOCKET_TYPES  # noqa: F401 - SOCKET_TYPES reg
 SIZE = dict(min=16, max=MAX_RESOLUTION, step=8)
 LATENT_KEY = "latent_tensor"
 FORMAT_MARKER = "latent_format_version_0"  # present: stored unscaled; absent: scaled by SD's 0.18215
-LEGACY_SCALE = 0.18215
 
 
 @node(returns=["LATENT"], category="latent", display_name="Empty Latent Image")
@@ -123,5 +123,5 @@ def LoadLatent(latent=Combo(input_files((".latent",)), files_in="input"), ctx: R
             raise CheckpointError(f"{latent}: not a latent file (no {LATENT_KEY!r} tensor)")
         samples = file.read(LATENT_KEY).float()
         if FORMAT_MARKER not in file:
-            samples = samples / LEGACY_SCALE
+            samples = SD_LATENT.process_out(samples)
     return {"samples": samples}

@@ -8,10 +8,12 @@ error naming it.
 
 from __future__ import annotations
 
-from sigmagraph.engine import Combo, Float, Hidden, RunContext, Socket, node
+import torch
+
+from sigmagraph.engine import Combo, Config, Float, Hidden, RunContext, Socket, node
 
 from ..models.checkpoint import open_checkpoint
-from ..models.devices import parse_dtype
+from ..models.devices import compute_device, parse_dtype
 from ..models.families import FAMILIES, SDXL
 from ..models.loading import load_checkpoint, load_text_encoders, load_unet, load_vae
 from ..models.lora import LoraLayer, read_lora
@@ -25,13 +27,18 @@ CLIP_TYPES = {"stable_diffusion": FAMILIES}
 DUAL_CLIP_TYPES = {"sdxl": (SDXL,)}
 
 
+def placement(config: Config) -> tuple[torch.device, torch.dtype | None]:
+    """The compute device and the weight dtype the configuration asks for (None: the device's own)."""
+    return compute_device(config.device), parse_dtype(config.dtype) if config.dtype is not None else None
+
+
 @node(returns=["MODEL", "CLIP", "VAE"], category="loaders", display_name="Load Checkpoint",
       fingerprint=model_file_fingerprint("checkpoints", "ckpt_name"))
 def CheckpointLoaderSimple(ckpt_name=Combo(model_files("checkpoints"), files_in="models/checkpoints",
                                            tooltip="The name of the checkpoint (model) to load."),
                            ctx: RunContext = Hidden.CONTEXT):
     """Loads a single-file checkpoint: its diffusion model, text encoder(s) and VAE; the family is detected."""
-    return load_checkpoint(model_file(ctx.config, "checkpoints", ckpt_name), ckpt_name, ctx.config)
+    return load_checkpoint(model_file(ctx.config, "checkpoints", ckpt_name), ckpt_name, *placement(ctx.config))
 
 
 @node(returns=["MODEL"], category="advanced/loaders", display_name="Load Diffusion Model",
@@ -41,14 +48,16 @@ def UNETLoader(unet_name=Combo(model_files("unet"), files_in="models/unet"),
                                   tooltip="default: float32 on the CPU, float16 on CUDA (or --dtype)"),
                ctx: RunContext = Hidden.CONTEXT):
     """Loads a diffusion model (UNet) alone; the family is detected from its shapes."""
-    dtype = None if weight_dtype == "default" else parse_dtype(weight_dtype)
-    return load_unet(model_file(ctx.config, "unet", unet_name), unet_name, ctx.config, dtype)
+    device, dtype = placement(ctx.config)
+    if weight_dtype != "default":
+        dtype = parse_dtype(weight_dtype)
+    return load_unet(model_file(ctx.config, "unet", unet_name), unet_name, device, dtype)
 
 
 @node(returns=["VAE"], category="loaders", display_name="Load VAE", fingerprint=model_file_fingerprint("vae", "vae_name"))
 def VAELoader(vae_name=Combo(model_files("vae"), files_in="models/vae"), ctx: RunContext = Hidden.CONTEXT):
     """Loads a KL autoencoder (a VAE file, or the VAE inside a checkpoint)."""
-    return load_vae(model_file(ctx.config, "vae", vae_name), vae_name, ctx.config)
+    return load_vae(model_file(ctx.config, "vae", vae_name), vae_name, *placement(ctx.config))
 
 
 @node(returns=["CLIP"], category="advanced/loaders", display_name="Load CLIP",
@@ -58,8 +67,8 @@ def CLIPLoader(clip_name=Combo(model_files("clip"), files_in="models/clip"),
                           tooltip="CLIP-L: SD 1.x, OpenCLIP-H: SD 2.x, bigG: the SDXL refiner (from its width)"),
                ctx: RunContext = Hidden.CONTEXT):
     """Loads one text encoder; which model family it serves is read from its width."""
-    return load_text_encoders([(model_file(ctx.config, "clip", clip_name), clip_name)], ctx.config,
-                              CLIP_TYPES[type])
+    return load_text_encoders([(model_file(ctx.config, "clip", clip_name), clip_name)], *placement(ctx.config),
+                              families=CLIP_TYPES[type])
 
 
 @node(returns=["CLIP"], category="advanced/loaders", display_name="DualCLIPLoader",
@@ -69,7 +78,7 @@ def DualCLIPLoader(clip_name1=Combo(model_files("clip"), files_in="models/clip")
                    type=Combo(list(DUAL_CLIP_TYPES), default="sdxl"), ctx: RunContext = Hidden.CONTEXT):
     """Loads SDXL's two text encoders, CLIP-L and bigG, in either order."""
     files = [(model_file(ctx.config, "clip", name), name) for name in (clip_name1, clip_name2)]
-    return load_text_encoders(files, ctx.config, DUAL_CLIP_TYPES[type])
+    return load_text_encoders(files, *placement(ctx.config), families=DUAL_CLIP_TYPES[type])
 
 
 def _lora_layers(ctx: RunContext, lora_name: str) -> dict[str, LoraLayer]:

@@ -14,6 +14,11 @@ SOCKET_TYPES = [
     SocketType(name="SAMPLER", color="#ecb4b4", description="a sampler function with its parameters"),
     SocketType(name="NOISE", color="#b0b0b0", description="a seeded initial-noise generator"),
     SocketType(name="GUIDER", color="#66ffff", description="a model with its conditioning and guidance"),
+    # Widget values that nodes also output (primitives, sizes, text), linked to inputs of the same kind.
+    SocketType(name="INT", description="an integer"),
+    SocketType(name="FLOAT", description="a number"),
+    SocketType(name="STRING", description="text"),
+    SocketType(name="BOOLEAN", description="true or false"),
 ]
 
 MAX_RESOLUTION = 16384  # the largest image side a size widget accepts (ComfyUI's nodes.MAX_RESOLUTION)
