@@ -44,11 +44,7 @@ async function main() {
       notify.toast(`could not reach the server: ${error.message}`, "error");
       return;
     }
-    if (answer.ok) {
-      graph.applyControls();
-      notify.toast(`queued prompt #${answer.body?.number ?? ""}`);
-      return;
-    }
+    // Errors come with a refusal (400) and, as in ComfyUI, with a prompt whose other outputs still run (200).
     const nodeErrors = answer.body?.node_errors ?? {};
     for (const [id, entry] of Object.entries(nodeErrors)) {
       const lines = (entry.errors ?? [])
@@ -56,8 +52,15 @@ async function main() {
       graph.updateRun(id, { error: lines.join("\n") });
     }
     const count = Object.keys(nodeErrors).length;
+    const outlined = `see the ${count} node${count > 1 ? "s" : ""} outlined in red`;
+    if (answer.ok) {
+      graph.applyControls();
+      const queued = `queued prompt #${answer.body?.number ?? ""}`;
+      notify.toast(count ? `${queued}; its invalid outputs will not run: ${outlined}` : queued, count ? "error" : undefined);
+      return;
+    }
     const message = errorText(answer.body) ?? `the server refused the prompt (${answer.status})`;
-    notify.toast(count ? `${message}: see the ${count} node${count > 1 ? "s" : ""} outlined in red` : message, "error");
+    notify.toast(count ? `${message}: ${outlined}` : message, "error");
   }
 
   function open(doc, name) {

@@ -346,7 +346,7 @@ def test_run_states_progress_failure_seed_control_and_validation_errors(page, tm
     expect(page.get_by_test_id("toast")).to_contain_text("interrupted", timeout=RUN_TIMEOUT_MS)
     expect(node(page, "2")).not_to_have_class(re.compile(r"\brunning\b"))
 
-    # A prompt the server refuses (400): each node's errors are shown on that node.
+    # An invalid output branch (the other outputs still run, as in ComfyUI): its node's errors are shown on it.
     del workflow["2"]["inputs"]["x"]
     path.write_text(json.dumps(workflow))
     open_file(page, path)
