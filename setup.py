@@ -7,7 +7,7 @@ never clash with other distributions.
 
 from setuptools import find_packages, setup
 
-CODE = ("engine", "nodes")
+CODE = ("engine", "nodes", "compat")
 DATA = ("web", "workflows")
 
 packages = []
