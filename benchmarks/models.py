@@ -1,14 +1,14 @@
 """The model stack on the CPU: load time and peak memory, UNet step time, VAE decode time (prints numbers).
 
-    python benchmarks/models.py [--checkpoint FILE.safetensors] [--repeats 2]
+    python benchmarks/models.py [--checkpoint FILE.safetensors] [--repeats 3] [--parts vae unet]
 
-Without --checkpoint it writes a random SD 1.5 checkpoint (full size, fp16; tools/make_random_checkpoint.py)
-to a temporary folder first. Measured:
+Without --checkpoint it writes a random SD 1.5 checkpoint (full size, fp16, the original key layout;
+tools/make_random_checkpoint.py) to a temporary folder first. Measured:
 - loading it as CheckpointLoaderSimple does: seconds, and the growth of peak RSS against the size of the
   loaded weights (fp32 on the CPU: twice the fp16 file);
+- decoding one 256x256 and one 512x512 image with the VAE (float32), as VAEDecode does;
 - one UNet step as KSampler runs it with CFG (a batch of 2: conditioned and unconditioned) at 256x256
-  and 512x512, in float32 and in bfloat16;
-- decoding one 512x512 image with the VAE (float32).
+  and 512x512, in float32 and in bfloat16.
 Times are the median of --repeats runs after one warm-up run. On cores shared with other work, run
 with OMP_WAIT_POLICY=PASSIVE: OpenMP threads spin-waiting for a busy sibling slow small operations
 down several times.
@@ -27,10 +27,10 @@ from typing import Callable
 
 import torch
 
-from sigmagraph.engine import Config
 from sigmagraph.nodes.models.loading import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
+PARTS = ("vae", "unet")
 
 
 def memory_mib(field: str) -> float:
@@ -61,7 +61,8 @@ def random_checkpoint(folder: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, help="an SD 1.5 .safetensors file (default: a random one)")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS, help="what to measure besides loading")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
@@ -71,26 +72,29 @@ def main() -> None:
         Path("/proc/self/clear_refs").write_text("5")  # peak RSS := current RSS
         before = memory_mib("VmRSS")
         start = time.perf_counter()
-        model, clip, vae = load_checkpoint(path, path.name, Config(device="cpu", dtype="fp32"))
+        model, clip, vae = load_checkpoint(path, path.name, torch.device("cpu"), torch.float32)
         seconds = time.perf_counter() - start
         weights = sum(part.managed.nbytes for part in (model.network, *clip.parts, vae.handle)) / 2**20
         growth = memory_mib("VmHWM") - before
-        print(f"load ({model.family}): {seconds:.1f} s; peak RSS grew {growth:.0f} MiB for {weights:.0f} MiB of "
+        print(f"load ({model.family}): {seconds:.2f} s; peak RSS grew {growth:.0f} MiB for {weights:.0f} MiB of "
               f"fp32 weights ({growth / weights:.3f}x)")
 
-    network = model.network
-    unet = network.use()
-    context = torch.randn(2, 77, 768)
     with torch.inference_mode():
-        for dtype in (torch.float32, torch.bfloat16):
-            unet.to(dtype)
+        if "vae" in args.parts:
             for size in (256, 512):
-                latent = torch.randn(2, 4, size // 8, size // 8)
-                step = timed(lambda: network(latent, torch.tensor([500.0, 500.0]), context), args.repeats)
-                print(f"UNet step, CFG batch of 2, {size}x{size}, {str(dtype).removeprefix('torch.')}: {step:.2f} s")
-        unet.to(torch.float32)
-        latent = torch.randn(1, 4, 64, 64)
-        print(f"VAE decode 512x512, float32: {timed(lambda: vae.decode(latent), args.repeats):.2f} s")
+                latent = torch.randn(1, 4, size // 8, size // 8)
+                print(f"VAE decode {size}x{size}, float32: {timed(lambda: vae.decode(latent), args.repeats):.2f} s")
+        if "unet" in args.parts:
+            network = model.network
+            unet = network.use()
+            context = torch.randn(2, 77, 768)
+            for dtype in (torch.float32, torch.bfloat16):
+                unet.to(dtype)
+                for size in (256, 512):
+                    latent = torch.randn(2, 4, size // 8, size // 8)
+                    step = timed(lambda: network(latent, torch.tensor([500.0, 500.0]), context), args.repeats)
+                    print(f"UNet step, CFG batch of 2, {size}x{size}, {str(dtype).removeprefix('torch.')}: "
+                          f"{step:.2f} s")
 
 
 if __name__ == "__main__":

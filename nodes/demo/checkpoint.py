@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
@@ -56,12 +55,3 @@ def save_demo(path: Path, unet: nn.Module, vae: nn.Module, text_encoder: nn.Modu
             tensors[prefix + key] = value.detach().to(torch.float16).contiguous()
     save_file(tensors, str(path), metadata={FAMILY_MARK_KEY: DEMO.name, CONFIG_KEY: json.dumps(config, sort_keys=True)})
 
-
-def read_config(path: Path = DEMO_CHECKPOINT) -> dict[str, Any]:
-    """The configuration record stored in a demo checkpoint."""
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-    if metadata.get(FAMILY_MARK_KEY) != DEMO.name:
-        raise ValueError(f"{path.name}: not a demo checkpoint (metadata {FAMILY_MARK_KEY} is "
-                         f"{metadata.get(FAMILY_MARK_KEY)!r}, expected {DEMO.name!r})")
-    return json.loads(metadata[CONFIG_KEY])

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from sigmagraph.engine import Session
-from sigmagraph.engine.server.options import package_folder
+from sigmagraph.engine.paths import package_folder
 from sigmagraph.engine.testing import output, run
 
 # Node ids in workflows/default.json.

@@ -1,16 +1,16 @@
-"""Reading weights from model files: safetensors tensor by tensor, legacy pickles only as plain tensors.
+"""Reading weights from model files: safetensors through memory maps, legacy pickles only as plain tensors.
 
-    path = model_path(config.models_dir, "checkpoints", "v1-5.safetensors")
     with open_checkpoint(path, "v1-5.safetensors") as checkpoint:
         checkpoint.shape("model.diffusion_model.input_blocks.0.0.weight")
-        copy_weights(unet, checkpoint.items("model.diffusion_model."), "v1-5.safetensors (UNet)")
+        unet = module_init.meta_module(UNetModel, config)
+        load_weights(unet, checkpoint.items("model.diffusion_model."), torch.float32, "v1-5.safetensors (UNet)")
 
-Memory. A module is built without initialisation (`module_init.empty_module`) in its final dtype,
-then each stored tensor is read into a short-lived buffer, cast into its parameter and dropped:
-loading peaks at the module plus its largest tensor. safetensors' own `get_tensor` returns views
-of a private memory map whose pages stay resident, and count in the process's RSS, until the
-file is closed — a second copy of the file beside the model — so `safe_open` validates the file
-and reads its metadata, and the data is read with plain file reads at the header's offsets.
+Memory and time. A module is built on the meta device (no storage, no init); each stored
+tensor is then cast once from the file's pages into memory of its own in the final dtype, and
+assigned to the module (`load_state_dict(assign=True)`): no second copy, no throwaway init, no
+read buffer. The file is mapped a window at a time (WINDOW_BYTES), so its pages count in the
+process's RSS only while the tensors they hold are being cast: loading peaks at the model plus a
+window or its largest tensor, where one map of the whole file would keep all of it resident.
 
 Safety. `.ckpt/.pt/.pth/.bin` files are pickles; they are read only through
 `torch.load(weights_only=True)`, which refuses any object that is not a tensor, a container or a
@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import logging
+import mmap
+import os
 import pickle
 import re
 import struct
@@ -34,13 +36,14 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 
-from sigmagraph.engine.paths import UnsafePath, safe_join
-
 log = logging.getLogger(__name__)
 
 SAFETENSORS_EXTENSIONS = (".safetensors", ".sft")
 PICKLE_EXTENSIONS = (".ckpt", ".pt", ".pth", ".bin")
 MODEL_EXTENSIONS = SAFETENSORS_EXTENSIONS + PICKLE_EXTENSIONS
+# How much of a safetensors file is mapped at once: large enough that mapping costs nothing,
+# small against any model (a few percent of SD 1.5's weights).
+WINDOW_BYTES = 64 << 20
 
 # safetensors' dtype names (https://github.com/huggingface/safetensors, "Format").
 SAFETENSORS_DTYPES = {
@@ -52,17 +55,6 @@ SAFETENSORS_DTYPES = {
 
 class CheckpointError(ValueError):
     """A model file that cannot be used; the message names the file and what is wrong."""
-
-
-def model_path(models_dir: Path | str, folder: str, name: str) -> Path:
-    """The file `name` inside `models_dir/folder`, refusing names that lead outside that folder."""
-    try:
-        path = safe_join(Path(models_dir) / folder, name)
-    except UnsafePath as error:
-        raise CheckpointError(f"{name!r} is not a file inside models/{folder}: {error}") from None
-    if not path.is_file():
-        raise CheckpointError(f"{name!r} not found in models/{folder} ({Path(models_dir) / folder})")
-    return path
 
 
 class Checkpoint(ABC):
@@ -81,11 +73,15 @@ class Checkpoint(ABC):
         """The shape of a tensor, without reading it."""
 
     @abstractmethod
-    def read(self, key: str) -> Tensor:
-        """A tensor as stored (dtype and values), in memory of its own."""
+    def view(self, key: str) -> Tensor:
+        """A tensor as stored (dtype and values), possibly sharing the file's pages: cast or copy it, then drop it."""
 
     @abstractmethod
     def __contains__(self, key: str) -> bool: ...
+
+    def read(self, key: str) -> Tensor:
+        """A tensor as stored (dtype and values), in memory of its own."""
+        return self.view(key).clone()
 
     def close(self) -> None:
         """Releases the file."""
@@ -95,10 +91,10 @@ class Checkpoint(ABC):
         return [key[len(prefix):] for key in self.keys() if key.startswith(prefix)]
 
     def items(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
-        """(key without prefix, tensor) for every key under `prefix`, each read when reached."""
+        """(key without prefix, `view` of the tensor) for every key under `prefix`, in file order."""
         for key in self.keys():
             if key.startswith(prefix):
-                yield key[len(prefix):], self.read(key)
+                yield key[len(prefix):], self.view(key)
 
     def __enter__(self) -> "Checkpoint":
         return self
@@ -108,7 +104,7 @@ class Checkpoint(ABC):
 
 
 class SafetensorsCheckpoint(Checkpoint):
-    """A .safetensors file: the header validated by safe_open, tensors read with plain file reads."""
+    """A .safetensors file: the header validated by safe_open, tensors viewed through windows of a memory map."""
 
     def __init__(self, path: Path, name: str):
         try:
@@ -121,8 +117,12 @@ class SafetensorsCheckpoint(Checkpoint):
         (header_size,) = struct.unpack("<Q", self._file.read(8))
         header = json.loads(self._file.read(header_size))
         header.pop("__metadata__", None)
-        self._entries: dict[str, dict[str, Any]] = header
-        self._data_start = 8 + header_size
+        data_start = 8 + header_size
+        # Absolute byte ranges, in the order the data lies in the file (the header's is alphabetical).
+        self._entries: dict[str, dict[str, Any]] = {
+            key: {**entry, "range": (data_start + entry["data_offsets"][0], data_start + entry["data_offsets"][1])}
+            for key, entry in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0])}
+        self._window: tuple[int, int, mmap.mmap | None] = (0, 0, None)
 
     def keys(self) -> list[str]:
         return list(self._entries)
@@ -133,19 +133,29 @@ class SafetensorsCheckpoint(Checkpoint):
     def shape(self, key: str) -> tuple[int, ...]:
         return tuple(self._entries[key]["shape"])
 
-    def read(self, key: str) -> Tensor:
+    def view(self, key: str) -> Tensor:
+        """The tensor in a read-only, copy-on-write map of the file; the map lives while a view of it does."""
         entry = self._entries[key]
         dtype = SAFETENSORS_DTYPES.get(entry["dtype"])
         if dtype is None:
             raise CheckpointError(f"{self.name}: tensor {key!r} has the unsupported dtype {entry['dtype']}")
-        begin, end = entry["data_offsets"]
-        buffer = torch.empty(end - begin, dtype=torch.uint8)
-        self._file.seek(self._data_start + begin)
-        if end > begin and self._file.readinto(buffer.numpy()) != end - begin:
-            raise CheckpointError(f"{self.name}: the file ends inside tensor {key!r} (truncated while in use?)")
-        return buffer.view(dtype).reshape(entry["shape"])
+        begin, end = entry["range"]
+        if end == begin:
+            return torch.empty(entry["shape"], dtype=dtype)
+        start, stop, window = self._window
+        if window is None or not start <= begin <= end <= stop:
+            size = os.fstat(self._file.fileno()).st_size
+            if size < end:  # mapped pages past the end of the file would crash the process when read
+                raise CheckpointError(f"{self.name}: the file ends inside tensor {key!r} (truncated while in use?)")
+            start = begin - begin % mmap.ALLOCATIONGRANULARITY
+            stop = min(max(end, start + WINDOW_BYTES), size)
+            window = mmap.mmap(self._file.fileno(), stop - start, offset=start, access=mmap.ACCESS_COPY)
+            self._window = (start, stop, window)
+        count = (end - begin) // dtype.itemsize
+        return torch.frombuffer(window, dtype=dtype, count=count, offset=begin - start).reshape(entry["shape"])
 
     def close(self) -> None:
+        self._window = (0, 0, None)  # views still held keep their window mapped
         self._file.close()
 
 
@@ -183,7 +193,7 @@ class PickleCheckpoint(Checkpoint):
     def shape(self, key: str) -> tuple[int, ...]:
         return tuple(self._tensors[key].shape)
 
-    def read(self, key: str) -> Tensor:
+    def view(self, key: str) -> Tensor:
         return self._tensors[key]
 
     def close(self) -> None:
@@ -211,15 +221,18 @@ def open_checkpoint(path: Path | str, name: str | None = None) -> Checkpoint:
 
 
 @torch.no_grad()
-def copy_weights(module: nn.Module, tensors: Iterable[tuple[str, Tensor]], source: str) -> None:
-    """Copies each (name, tensor) into the module's parameter or buffer of that name, casting as it goes.
+def load_weights(module: nn.Module, tensors: Iterable[tuple[str, Tensor]], dtype: torch.dtype, source: str,
+                 memory_format: torch.memory_format = torch.contiguous_format) -> None:
+    """Gives a module (built on the meta device) its weights: each (name, tensor) cast once into `dtype`.
 
+    Each tensor becomes memory of its own, contiguous (4-D kernels in `memory_format`), and is
+    assigned to the parameter of that name, so the module holds its weights and nothing else.
     Every parameter must be given, with its shape (a CheckpointError naming `source` otherwise);
     a 1x1 convolution stored as a Linear weight or the reverse, as conversions from diffusers
     leave them, is reshaped. Names the module does not have are logged and skipped.
     """
     targets = module.state_dict(keep_vars=True)
-    missing = set(targets)
+    weights: dict[str, Tensor] = {}
     unexpected = []
     for name, tensor in tensors:
         target = targets.get(name)
@@ -231,12 +244,14 @@ def copy_weights(module: nn.Module, tensors: Iterable[tuple[str, Tensor]], sourc
                 raise CheckpointError(f"{source}: {name} has shape {tuple(tensor.shape)} but this model's is "
                                       f"{tuple(target.shape)}")
             tensor = tensor.reshape(target.shape)
-        target.copy_(tensor)
-        missing.discard(name)
+        layout = memory_format if tensor.dim() == 4 else torch.contiguous_format
+        weights[name] = tensor.to(dtype=dtype, memory_format=layout, copy=True)
+    missing = targets.keys() - weights.keys()
     if missing:
         raise CheckpointError(f"{source}: {len(missing)} weight(s) missing, e.g. {', '.join(sorted(missing)[:3])}")
     if unexpected:
         log.warning("%s: ignored %d unexpected weight(s), e.g. %s", source, len(unexpected), ", ".join(unexpected[:3]))
+    module.load_state_dict(weights, assign=True)
 
 
 def _without_unit_dims(shape: torch.Size) -> tuple[int, ...]:

@@ -3,22 +3,23 @@
 One pre-LayerNorm causal transformer serves all three; they differ in size, activation and
 whether a text projection follows. Parameters use the transformers layout
 (`text_model.encoder.layers.N.self_attn.q_proj.weight`, ...) that SD1 and SDXL's first encoder
-store; `openclip_to_transformers` converts the OpenCLIP layout (`transformer.resblocks.N...`)
-stored by SD2 (`cond_stage_model.model.`) and SDXL's second encoder (`conditioner.embedders.1.model.`).
+store; `canonical_entries` reads a stored tensor of either layout into it, including the OpenCLIP
+layout (`transformer.resblocks.N...`) stored by SD2 (`cond_stage_model.model.`) and SDXL's second
+encoder (`conditioner.embedders.1.model.`).
 
 `encode` reproduces ComfyUI's CLIPTextEncode for one encoder: every 77-token window through the
 transformer, the chosen layer (clip skip), token weights applied relative to the empty prompt,
 windows concatenated along the tokens, and the pooled output of the first window.
 
-Build without paying for random init with `module_init.empty_module(CLIPTextModel, VIT_L14)`
-(or under `torch.device("meta")` and `load_state_dict(sd, assign=True)`).
+Build without paying for random init with `module_init.meta_module(CLIPTextModel, VIT_L14)`, then
+give it weights with `load_state_dict(sd, assign=True)` (or storage with `module_init.empty_module`).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Collection, Mapping, NamedTuple
+from typing import Collection, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -283,14 +284,3 @@ def canonical_entries(key: str, value: Tensor, openclip: bool) -> list[tuple[str
     if not key.startswith(("text_model.", "text_projection")):
         key = "text_model." + key
     return [(key, value)]
-
-
-def openclip_to_transformers(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Renames an OpenCLIP text tower (keys without their checkpoint prefix) to our layout."""
-    return dict(pair for key, value in state_dict.items() for pair in openclip_entries(key, value))
-
-
-def canonical_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Any stored CLIP text encoder (keys without their checkpoint prefix) in our layout."""
-    openclip = is_openclip(state_dict)
-    return dict(pair for key, value in state_dict.items() for pair in canonical_entries(key, value, openclip))

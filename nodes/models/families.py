@@ -29,7 +29,7 @@ from .clip import (SD1_CLIP_L, SD2_CLIP_H, SDXL_CLIP_G, SDXL_CLIP_L, VIT_BIGG14,
                    TextEncoderSettings)
 from .tokenizer import END_TOKEN
 from .unet import SD1_UNET, SD2_UNET, SDXL_REFINER_UNET, SDXL_UNET, UNetConfig, label_vector
-from .vae import SD_VAE, SDXL_VAE, VAEConfig
+from .vae import SD_VAE, VAEConfig
 
 # Latent -> RGB preview factors fitted by the community for each latent space (as ComfyUI uses).
 SD_LATENT = LatentFormat(channels=4, scale_factor=0.18215, rgb_factors=(
@@ -147,14 +147,14 @@ SD2_V = ModelFamily("SD2.x-v", SD2_UNET, SD_VAE, (_CLIP_H,), SD_LATENT, predicti
                     matches=sd2_is_v_prediction)
 SD2 = ModelFamily("SD2.x", SD2_UNET, SD_VAE, (_CLIP_H,), SD_LATENT)
 SDXL = ModelFamily(
-    "SDXL", SDXL_UNET, SDXL_VAE,
+    "SDXL", SDXL_UNET, SD_VAE,
     (TextEncoderSlot("clip_l", VIT_L14, SDXL_CLIP_L, ("conditioner.embedders.0.transformer.",),
                      ("lora_te1", "text_encoder")),
      TextEncoderSlot("clip_g", VIT_BIGG14, SDXL_CLIP_G, ("conditioner.embedders.1.model.",),
                      ("lora_te2", "text_encoder_2"))),
     SDXL_LATENT, condition_inputs=sdxl_inputs)
 SDXL_REFINER = ModelFamily(
-    "SDXL refiner", SDXL_REFINER_UNET, SDXL_VAE,
+    "SDXL refiner", SDXL_REFINER_UNET, SD_VAE,
     (TextEncoderSlot("clip_g", VIT_BIGG14, SDXL_CLIP_G, ("conditioner.embedders.0.model.",),
                      ("lora_te", "text_encoder")),),
     SDXL_LATENT, condition_inputs=refiner_inputs)
@@ -166,7 +166,7 @@ SDXL_REFINER = ModelFamily(
 DEMO_UNET = UNetConfig(model_channels=64, channel_mult=(1, 1), num_res_blocks=1, transformer_depth=(1, 1),
                        transformer_depth_middle=1, context_dim=64, num_head_channels=32,
                        use_linear_in_transformer=True, norm_groups=8)
-DEMO_VAE = VAEConfig(ch=32, ch_mult=(1, 1, 2, 2), num_res_blocks=1, scale_factor=1.0, norm_groups=8)
+DEMO_VAE = VAEConfig(ch=32, ch_mult=(1, 1, 2, 2), num_res_blocks=1, norm_groups=8)
 # One 64-wide head per layer: the head width of every CLIP text tower, so the loader's rule fits.
 DEMO_TEXT_ENCODER = CLIPTextConfig(width=64, layers=3, heads=1, mlp_width=256, activation="gelu")
 # Read as SD 1.x reads CLIP-L: padded with EOS, the last layer after the final layer norm.

@@ -2,14 +2,15 @@
 
 A full-size SD UNet has ~860M parameters; torch's default initialisation of them costs seconds and
 a second of memory traffic that is thrown away as soon as a checkpoint is loaded. So models are
-built on the meta device (no storage, no init) and then given uninitialised storage:
+built on the meta device without running torch.nn.init (`meta_module`: no storage, no init) and
+then given uninitialised storage:
 
     unet = empty_module(UNetModel, SD1_UNET, device="cpu", dtype=torch.float32)
     unet.load_state_dict(state_dict)          # copies and casts tensor by tensor, strict by default
     init_random_(unet, seed=0)                # or: seeded random weights, for tests and training
 
-A loader that already holds tensors of the right dtype and device can skip the allocation too:
-build under `torch.device("meta")` and call `load_state_dict(state_dict, assign=True)`.
+Checkpoint loading skips the allocation too: it builds with `meta_module` and assigns each
+tensor, cast once, as the parameter (`checkpoint.load_weights`).
 """
 
 from __future__ import annotations
@@ -18,16 +19,36 @@ from typing import Any, Callable, TypeVar
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 M = TypeVar("M", bound=nn.Module)
+
+
+class SkipInit(TorchFunctionMode):
+    """Within it, torch.nn.init's functions leave their tensor as it is (thread-local, as torch's modes are).
+
+    On the meta device an init computes nothing, but it is not free: nn.Embedding's `normal_` runs
+    torch's reference implementation, whose first call imports torch._dynamo, a second or more.
+    """
+
+    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
+
+
+def meta_module(factory: Callable[..., M], *args: Any, **kwargs: Any) -> M:
+    """`factory(*args, **kwargs)` on the meta device, its parameters shapes only: no storage, no init."""
+    with torch.device("meta"), SkipInit():
+        return factory(*args, **kwargs)
 
 
 def empty_module(factory: Callable[..., M], *args: Any, device: torch.device | str = "cpu",
                  dtype: torch.dtype = torch.float32, **kwargs: Any) -> M:
     """`factory(*args, **kwargs)` built on the meta device, then given uninitialised storage on `device`."""
-    with torch.device("meta"):
-        module = factory(*args, **kwargs)
-    return module.to(dtype=dtype).to_empty(device=device)
+    return meta_module(factory, *args, **kwargs).to(dtype=dtype).to_empty(device=device)
 
 
 @torch.no_grad()

@@ -10,7 +10,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from sigmagraph.engine import Config
-from sigmagraph.nodes.demo.checkpoint import DEMO_CHECKPOINT, SCHEDULE, demo_config, read_config, save_demo
+from sigmagraph.nodes.demo.checkpoint import DEMO_CHECKPOINT, SCHEDULE, demo_config, save_demo
 from sigmagraph.nodes.models.checkpoint import open_checkpoint
 from sigmagraph.nodes.models.clip import CLIPTextModel
 from sigmagraph.nodes.models.detection import UnknownModel, detect
@@ -21,6 +21,8 @@ from sigmagraph.nodes.models.unet import UNetModel
 from sigmagraph.nodes.models.vae import AutoencoderKL
 from sigmagraph.nodes.packs.files import model_file, model_files
 from sigmagraph.nodes.sampling.model_sampling import discrete_model_sampling
+
+from .metadata import read_config
 
 PREFIXES = ("model.diffusion_model.", "first_stage_model.", "cond_stage_model.transformer.text_model.")
 
@@ -90,9 +92,8 @@ def test_the_packaged_checkpoint_is_always_listed_and_a_users_file_shadows_it(tm
     assert DEMO_CHECKPOINT.name not in model_files("vae")(config)
 
 
-def test_the_loader_builds_the_declared_model(tmp_path):
-    config = Config(models_dir=tmp_path, device="cpu")
-    model, clip, vae = load_checkpoint(DEMO_CHECKPOINT, DEMO_CHECKPOINT.name, config)
+def test_the_loader_builds_the_declared_model():
+    model, clip, vae = load_checkpoint(DEMO_CHECKPOINT, DEMO_CHECKPOINT.name, torch.device("cpu"))
     assert model.model_sampling.prediction == "v_prediction"
     assert model.latent_format.scale_factor == 1.0
     assert model.family == clip.family == "demo"

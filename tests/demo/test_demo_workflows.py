@@ -115,7 +115,7 @@ def test_the_sampler_comparison_gives_one_distinct_picture_per_sampler(builtin_s
 
 def test_every_shipped_workflow_validates(builtin_session):
     for path in sorted(WORKFLOWS.glob("*.json")):
-        report = builtin_session.validate(json.loads(path.read_text()))
+        report = builtin_session.validate(json.loads(path.read_text())).report
         if path.name == "txt2img.json":  # ComfyUI's SD 1.5 graph: only its checkpoint is missing here
             problems = [line for line in report.lines() if line.strip().startswith("node")]
             assert len(problems) == 1 and "'ckpt_name'" in problems[0], report.lines()

@@ -8,10 +8,11 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from sigmagraph.nodes.demo.checkpoint import read_config
 from sigmagraph.nodes.models.families import DEMO_VAE
 from sigmagraph.nodes.models.module_init import empty_module, init_random_
 from sigmagraph.nodes.models.vae import AutoencoderKL
+
+from .metadata import read_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

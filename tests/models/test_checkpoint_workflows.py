@@ -117,7 +117,7 @@ def test_default_workflow_on_reduced_sdxl_with_lora_and_cache_release(random_mod
     without_effect["10"]["inputs"]["strength_model"] = 0.0
 
     gc.collect()
-    manager = manager_for(compute_device(config))
+    manager = manager_for(compute_device(config.device))
     earlier = {id(module) for module in manager.loaded()}
     images = []
     for workflow in (base, with_lora, without_effect):

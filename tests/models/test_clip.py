@@ -15,7 +15,7 @@ from transformers import CLIPTextModelWithProjection as ReferenceModelWithProjec
 from diffusers_layout import relative_error
 from sigmagraph.nodes.models.clip import (SD1_CLIP_L, SD2_CLIP_H, SDXL_CLIP_G, SDXL_CLIP_L, VIT_BIGG14, VIT_H14,
                                           VIT_L14, CLIPTextConfig, CLIPTextModel, TextEncoderSettings,
-                                          canonical_state_dict, encode, openclip_to_transformers)
+                                          canonical_entries, encode, is_openclip)
 from sigmagraph.nodes.models.module_init import empty_module, init_random_
 from sigmagraph.nodes.models.tokenizer import CLIPTokenizer
 
@@ -91,6 +91,12 @@ def to_openclip(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
     for key, parts in fused.items():
         out[key] = torch.cat([parts["q"], parts["k"], parts["v"]])
     return out
+
+
+def canonical_state_dict(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A stored text encoder (keys without their checkpoint prefix, either layout) read as the loader reads it."""
+    openclip = is_openclip(state_dict)
+    return dict(pair for key, value in state_dict.items() for pair in canonical_entries(key, value, openclip))
 
 
 def windows_ids(text: str, pad_token: int) -> Tensor:
@@ -217,11 +223,11 @@ def test_full_size_presets_have_the_released_layout(config: CLIPTextConfig) -> N
 def test_openclip_layout_round_trip_and_checks() -> None:
     model = init_random_(empty_module(CLIPTextModel, replace(SMALL_BIGG14, layers=2)), seed=2)
     state = model.state_dict()
-    converted = openclip_to_transformers(to_openclip(state))
+    converted = canonical_state_dict(to_openclip(state))
     assert converted.keys() == state.keys()
     assert all(torch.equal(converted[key], state[key]) for key in state)
     with pytest.raises(ValueError, match="visual.proj"):
-        openclip_to_transformers({**to_openclip(state), "visual.proj": torch.zeros(1)})
+        canonical_state_dict({**to_openclip(state), "visual.proj": torch.zeros(1)})
 
 
 def test_canonical_state_dict_accepts_the_stored_layouts() -> None:

@@ -33,7 +33,7 @@ class ShapeCheckpoint(Checkpoint):
     def shape(self, key: str) -> tuple[int, ...]:
         return tuple(self.tensors[key].shape)
 
-    def read(self, key: str) -> Tensor:
+    def view(self, key: str) -> Tensor:
         return self.values[key]
 
     def __contains__(self, key: str) -> bool:

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL as DiffusersAutoencoderKL
 
 from diffusers_layout import relative_error, twin, vae_to_diffusers
-from sigmagraph.nodes.models.families import DEMO_VAE
+from sigmagraph.nodes.models.families import DEMO_VAE, SD_LATENT, SDXL_LATENT
 from sigmagraph.nodes.models.module_init import empty_module, init_random_
-from sigmagraph.nodes.models.vae import (SD_VAE, SDXL_VAE, AutoencoderKL, image_from_pixels, pixels_from_image,
-                                         process_latent_in, process_latent_out, tile_starts, tiled_map)
+from sigmagraph.nodes.models.vae import (SD_VAE, AutoencoderKL, image_from_pixels, pixels_from_image, tile_starts,
+                                         tiled_map)
 
 TOLERANCE = 1e-4
 DIFFUSERS_SD_VAE = dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
@@ -172,9 +172,10 @@ def test_tiled_encode_agrees_with_whole_encode(small_vae: AutoencoderKL) -> None
 
 def test_latent_and_image_conventions() -> None:
     latent = torch.randn(1, 4, 8, 8)
-    assert SD_VAE.scale_factor == 0.18215 and SDXL_VAE.scale_factor == 0.13025
-    assert torch.allclose(process_latent_in(latent, SDXL_VAE.scale_factor), latent * 0.13025)
-    assert torch.allclose(process_latent_out(process_latent_in(latent, 0.18215), 0.18215), latent)
+    # The latent scale lives in the MODEL's latent format alone: SD's 0.18215, SDXL's 0.13025.
+    assert SD_LATENT.scale_factor == 0.18215 and SDXL_LATENT.scale_factor == 0.13025
+    assert torch.allclose(SDXL_LATENT.process_in(latent), latent * 0.13025)
+    assert torch.allclose(SD_LATENT.process_out(SD_LATENT.process_in(latent)), latent)
     image = torch.rand(2, 16, 24, 3)
     pixels = pixels_from_image(image)
     assert pixels.shape == (2, 3, 16, 24) and pixels.min() >= -1 and pixels.max() <= 1
