@@ -52,7 +52,7 @@ def is_class(obj: Any) -> bool:
 def first_real_override(cls: type, name: str, *, base: type | None = None) -> Callable | None:
     """`cls.<name>` when some class below `base` (default `cls.GET_BASE_CLASS()`) overrides it, else None."""
     base = base if base is not None else cls.GET_BASE_CLASS()
-    placeholder, own = getattr(base, name, None), getattr(cls, name, None)
-    if placeholder is None or own is None:
+    inherited, own = getattr(base, name, None), getattr(cls, name, None)
+    if inherited is None or own is None:
         return None
-    return own if getattr(own, "__func__", own) is not getattr(placeholder, "__func__", placeholder) else None
+    return own if getattr(own, "__func__", own) is not getattr(inherited, "__func__", inherited) else None
