@@ -2,9 +2,9 @@
 
 A sampler (see `samplers.common`) calls the model a known number of times per step, reports every
 step to the callback once, stops within the step when the callback raises (the engine's
-interrupt), never hands the seed to the model, draws its noise only from generators seeded by
-extra_args["seed"] (never the global RNG), keeps an image independent of its batch neighbours,
-and returns x in its dtype. `CONTRACTS` states the per-sampler part for every built-in sampler
+interrupt), never hands the seed or the model sampling to the model, draws its noise only from
+generators seeded by extra_args["seed"] (never the global RNG), keeps an image independent of its
+batch neighbours, and returns x in its dtype. `CONTRACTS` states the per-sampler part for every built-in sampler
 and is the one table of model calls (NFE) per step; `check_sampler` runs any sampler, a pack's
 included, on the analytic mixture and raises AssertionError naming the first promise it breaks.
 """
@@ -18,11 +18,14 @@ import torch
 from torch import Tensor
 
 from .analytic import GaussianMixture
+from .model_sampling import discrete_model_sampling
 from .samplers.common import SAMPLER_EXTRAS, Sampler
 from .schedules import karras_sigmas
 
 STEPS = 7
 SHAPE = (2, 4, 4, 4)
+# The model sampling a sampling node passes in extra_args beside the seed: SD's, a variance-exploding frame.
+MODEL_SAMPLING = discrete_model_sampling()
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ CONTRACTS: dict[str, Contract] = {
     "lcm": _NOISY,
     "ipndm": _FIRST_ORDER,
     "ipndm_v": _FIRST_ORDER,
+    "ipndm_v_exact": _FIRST_ORDER,
     "deis": _FIRST_ORDER,
     "res_multistep": _FIRST_ORDER,
     "res_multistep_cfg_pp": _FIRST_ORDER,
@@ -167,7 +171,7 @@ def _check_calls_and_steps(sampler: Sampler, name: str, contract: Contract, x: T
                            ends_in_zero: bool) -> int:
     """The model calls and the callback's reports on one schedule; returns the number of steps reported."""
     model, infos = _checked_model(name), []
-    out = sampler(model, x, sigmas, {"seed": 0}, callback=infos.append, disable=True)
+    out = sampler(model, x, sigmas, {"seed": 0, "model_sampling": MODEL_SAMPLING}, callback=infos.append, disable=True)
     where = "ending in 0" if ends_in_zero else "ending above 0"
     expected = contract.nfe(STEPS, ends_in_zero)
     _require(expected is None or model.calls == expected, name,

@@ -196,8 +196,9 @@ class FlowNoiseLevels:
 
     @property
     def sigmas(self) -> Tensor:
-        t = torch.arange(1, self.table_size + 1, dtype=torch.float32) / self.table_size
-        return shift_sigma(self.shift, t)
+        # sigma at the timesteps k / N * multiplier, as ComfyUI builds the table (the float32 round trip
+        # through the multiplier is kept: it moves some of 10000 levels by an ulp).
+        return self.sigma(torch.arange(1, self.table_size + 1, dtype=torch.float32) / self.table_size * self.multiplier)
 
     def timestep(self, sigma: Tensor) -> Tensor:
         return sigma * self.multiplier

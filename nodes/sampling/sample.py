@@ -67,5 +67,8 @@ def run_sampler(denoiser: Denoiser, model_sampling: ModelSampling, sampler: Samp
     x = model_sampling.noise_scaling(sigmas[0], noise, latent, max_denoise)
     if noise_mask is not None:
         denoiser = InpaintDenoiser(denoiser, model_sampling, latent, noise, latent_mask(noise_mask, latent))
-    out = sampler(denoiser, x, sigmas, extra_args={"seed": seed}, callback=callback, disable=True, **params)
+    # The model sampling goes to the sampler, never to the model: ancestral and SDE samplers take
+    # their flow forms from it.
+    extra_args = {"seed": seed, "model_sampling": model_sampling}
+    out = sampler(denoiser, x, sigmas, extra_args=extra_args, callback=callback, disable=True, **params)
     return model_sampling.inverse_noise_scaling(sigmas[-1], out)

@@ -264,7 +264,9 @@ def test_dpmpp_2m_cfg_pp_differences_against_the_previous_unconditional_x0(guide
     torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
 
 
-def test_dpmpp_2s_ancestral_cfg_pp_renoises_each_stage_with_its_own_unconditional_x0(guided):
+def test_dpmpp_2s_ancestral_cfg_pp_is_comfyuis(guided):
+    # ComfyUI's sample_dpmpp_2s_ancestral_cfg_pp at eta 0: both stages step from the unconditional x0
+    # (the second with the midpoint call's), then the first call's guidance g - u is added back.
     sigmas = karras(5)
     x = 14.6 * torch.randn((1, 4, 2, 2), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     ones = torch.ones(1, dtype=torch.float64)
@@ -275,7 +277,7 @@ def test_dpmpp_2s_ancestral_cfg_pp_renoises_each_stage_with_its_own_unconditiona
             expected = g
             continue
         s_mid = (s * s_next) ** 0.5
-        g_mid, u_mid = guided.with_uncond(g + s_mid / s * (expected - u), s_mid * ones)
-        expected = g_mid + s_next / s * (expected - u_mid)
+        _, u_mid = guided.with_uncond(u + s_mid / s * (expected - u), s_mid * ones)
+        expected = u_mid + s_next / s * (expected - u_mid) + (g - u)
     out = SAMPLERS["dpmpp_2s_ancestral_cfg_pp"](guided, x, sigmas, eta=0.0, disable=True)
     torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)

@@ -13,7 +13,7 @@ import torch
 from diffusers import DEISMultistepScheduler, PNDMScheduler
 from scipy import integrate
 
-from sigmagraph.nodes.sampling.samplers.multistep import deis, ipndm, ipndm_v, plms
+from sigmagraph.nodes.sampling.samplers.multistep import deis, ipndm, ipndm_v, ipndm_v_exact, plms
 
 from .sampler_testkit import karras, measured_order, noisy_start
 
@@ -65,9 +65,11 @@ def test_deis_logrho_matches_diffusers_deis_multistep(steps, mixture):
 
 
 def test_deis_tab_integrates_the_interpolant_in_vp_time(mixture):
-    """tAB-DEIS written from its definition: C_j = integral over [t_i, t_i+1] of L_j(t) dsigma/dt dt, by scipy.
+    """tAB-DEIS written from its definition: C_j = integral over [t_i, t_i+1] of L_j(t) dsigma/dt dt.
 
-    The VP time is that of the linear-beta SDE through sigma(1e-3) = 0.002 and sigma(1) = 80.
+    The VP time is that of the linear-beta SDE through sigma(1e-3) = 0.002 and sigma(1) = 80. The
+    integral as ComfyUI (zju-pi/diff-sampler's get_deis_coeff_list) takes it: the integrand summed at
+    torch.linspace(t_i, t_i+1, 10000) times (t_i+1 - t_i) / 10000; and close to scipy's exact one.
     """
     log1p_min, log1p_max = math.log1p(0.002**2), math.log1p(80.0**2)
     # log(1 + sigma^2) = beta_min t + beta_d t^2 / 2 at both anchors:
@@ -87,24 +89,33 @@ def test_deis_tab_integrates_the_interpolant_in_vp_time(mixture):
     x = noisy_start((2, 4, 4, 4), float(sigmas[0]))
     ours = deis(mixture, x, sigmas, disable=True, max_order=3)
 
+    def exact(a, b, f):
+        return integrate.quad(f, a, b, epsabs=0, epsrel=1e-13)[0]
+
+    def comfyui(a, b, f):
+        taus = torch.linspace(a, b, 10000, dtype=torch.float64).tolist()
+        return sum(f(t) for t in taus) * (b - a) / 10000
+
     sigma_values = sigmas.tolist()
     ts = [t_of_sigma(s) for s in sigma_values[:-1]]
-    expected, slopes = x, []
-    for i in range(len(sigma_values) - 1):
-        sigma = sigmas[i].expand(2)
-        slopes.insert(0, (expected - mixture(expected, sigma)) / sigmas[i])
-        if sigma_values[i + 1] == 0:
-            expected = expected - sigma_values[i] * slopes[0]
-            continue
-        nodes = ts[i::-1][:3]
+    for integral, tolerance in ((comfyui, 1e-10), (exact, 1e-3)):
+        expected, slopes = x, []
+        for i in range(len(sigma_values) - 1):
+            sigma = sigmas[i].expand(2)
+            slopes.insert(0, (expected - mixture(expected, sigma)) / sigmas[i])
+            if sigma_values[i + 1] == 0:
+                expected = expected - sigma_values[i] * slopes[0]
+                continue
+            nodes = ts[i::-1][:3]
 
-        def basis(t, j):
-            return math.prod((t - nodes[m]) / (nodes[j] - nodes[m]) for m in range(len(nodes)) if m != j)
+            def basis(t, j):
+                return math.prod((t - nodes[m]) / (nodes[j] - nodes[m]) for m in range(len(nodes)) if m != j)
 
-        coefficients = [integrate.quad(lambda t: basis(t, j) * dsigma_dt(t), ts[i], ts[i + 1],
-                                       epsabs=0, epsrel=1e-13)[0] for j in range(len(nodes))]
-        expected = expected + sum(c * d for c, d in zip(coefficients, slopes))
-    torch.testing.assert_close(ours, expected, rtol=0, atol=1e-10)
+            coefficients = [integral(ts[i], ts[i + 1], lambda t: basis(t, j) * dsigma_dt(t)) for j in range(len(nodes))]
+            if len(nodes) == 1:  # the first step is Euler (ComfyUI's order 1), the exact integral of dsigma
+                coefficients = [sigma_values[i + 1] - sigma_values[i]]
+            expected = expected + sum(c * d for c, d in zip(coefficients, slopes))
+        torch.testing.assert_close(ours, expected, rtol=0, atol=tolerance)
 
 
 def adams_bashforth_reference(mixture, sigmas, x, coefficients):
@@ -130,7 +141,7 @@ def test_ipndm_uses_the_constant_step_adams_bashforth_table(mixture):
     torch.testing.assert_close(ipndm(mixture, x, sigmas, disable=True), expected, rtol=0, atol=1e-12)
 
 
-def test_ipndm_v_uses_variable_step_adams_bashforth(mixture):
+def test_ipndm_v_exact_uses_variable_step_adams_bashforth(mixture):
     """Weights w solve sum_j w_j sigma_j^k = integral of sigma^k over the step (k < order): exact for polynomials."""
     sigmas = karras(9)
     x = noisy_start((2, 4, 4, 4), float(sigmas[0]))
@@ -143,17 +154,20 @@ def test_ipndm_v_uses_variable_step_adams_bashforth(mixture):
         return [float(w) for w in np.linalg.solve(np.vander(nodes, increasing=True).T, moments)]
 
     expected = adams_bashforth_reference(mixture, sigmas, x, weights)
-    torch.testing.assert_close(ipndm_v(mixture, x, sigmas, disable=True), expected, rtol=0, atol=1e-10)
+    torch.testing.assert_close(ipndm_v_exact(mixture, x, sigmas, disable=True), expected, rtol=0, atol=1e-10)
 
 
 # (name, sampler, order, n): constant-step Adams-Bashforth on Karras' unequal steps is second order
-# whatever its design order; the others show their design order (see multistep.py on the start-up).
+# whatever its design order; ComfyUI's ipndm_v of order 4 is first order; the others show their
+# design order (see multistep.py on the start-up).
 ORDER_CASES = [
     ("plms", plms, 2, 80),
     ("ipndm", ipndm, 2, 80),
     ("ipndm max_order=2", partial(ipndm, max_order=2), 2, 80),
-    ("ipndm_v", ipndm_v, 4, 160),
+    ("ipndm_v", ipndm_v, 1, 80),  # ComfyUI's order-4 coefficients: first order at fine uneven steps
     ("ipndm_v max_order=3", partial(ipndm_v, max_order=3), 3, 160),
+    ("ipndm_v_exact", ipndm_v_exact, 4, 160),
+    ("ipndm_v_exact max_order=3", partial(ipndm_v_exact, max_order=3), 3, 160),
     ("deis tab", deis, 3, 160),
     ("deis tab max_order=4", partial(deis, max_order=4), 4, 160),
     ("deis logrho", partial(deis, deis_mode="logrho"), 3, 160),

@@ -113,18 +113,21 @@ def guided_start():
     return guided_pair(), sigmas, noisy_start(), sigmas.tolist()
 
 
-def test_res_multistep_cfg_pp_targets_the_guided_x0_and_renoises_with_the_unconditional_one():
-    """CFG++ (Chung et al. 2024): x_next = D + e^-h (x - U) + h phi2(-h) / c2 (U_prev - U)."""
+def test_res_multistep_cfg_pp_is_comfyuis():
+    """ComfyUI's res_multistep with cfg_pp: Euler x = D + sigma_next (x - U) / sigma first, then
+    x = e^-h (x + D - U) + h (b1 U + b2 U_prev) with b1 = phi1 - phi2 / c2, b2 = phi2 / c2."""
     guided, sigmas, x, values = guided_start()
     expected, previous_u = x, None
     for i in range(len(values) - 1):
         d, u = guided.with_uncond(expected, sigmas[i].expand(1))
         ratio = values[i + 1] / values[i]
-        update = d + ratio * (expected - u)
-        if previous_u is not None and ratio > 0:
+        if previous_u is None or ratio == 0:
+            update = d + ratio * (expected - u)
+        else:
             h = -math.log(ratio)
             c2 = -math.log(values[i - 1] / values[i]) / h
-            update = update + h * phi_2(-h) / c2 * (previous_u - u)
+            b1, b2 = phi_1(-h) - phi_2(-h) / c2, phi_2(-h) / c2
+            update = math.exp(-h) * (expected + d - u) + h * (b1 * u + b2 * previous_u)
         expected, previous_u = update, u
     out = res_multistep_cfg_pp(guided, x, sigmas, disable=True)
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-11)

@@ -19,11 +19,13 @@ alpha_bar_s = (sigma^2 - sigma_next^2) alpha_bar_t). Two facts follow exactly, n
   is ancestral Euler with that eta; eta = 1 is DDPM's posterior q(x_next | x, x0) with variance
   beta-tilde (Ho et al. 2020).
 
-So `ddim` and `ddpm` run `euler_ancestral`. For eta > 1, where eq. 12 can ask for s > sigma_next
-(an imaginary sqrt(sigma_next^2 - s^2)), s is clamped to sigma_next as in k-diffusion. On the
-same noise levels this equals diffusers' DDIMScheduler to rounding; what distinguishes "DDIM" in
-other tools is only the schedule (`ddim_uniform` timesteps) and the last level: alpha_bar = 1
-(sigma = 0, a schedule ending in 0 here) or alpha_bar_0 (set_alpha_to_one=False: sigma_min).
+So `ddim` and `ddpm` run ancestral Euler. On flow models `ddim` takes euler_ancestral's
+rectified-flow split while `ddpm` keeps the variance-exploding one, as ComfyUI's DDPM does. For eta > 1,
+where eq. 12 can ask for s > sigma_next (an imaginary sqrt(sigma_next^2 - s^2)), s is clamped to
+sigma_next as in k-diffusion. On the same noise levels this equals diffusers' DDIMScheduler to
+rounding; what distinguishes "DDIM" in other tools is only the schedule (`ddim_uniform` timesteps)
+and the last level: alpha_bar = 1 (sigma = 0, a schedule ending in 0 here) or alpha_bar_0
+(set_alpha_to_one=False: sigma_min).
 
 Noise comes from `noise_sampler`, by default the seeded per-step Gaussian noise of
 `common.noise_sampler_or_default`.
@@ -34,7 +36,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .common import Callback, Denoiser, Sampler, add_noise, bind_denoiser, noise_sampler_or_default, notify, steps
+from .common import (Callback, Denoiser, Sampler, add_noise, ancestral_loop, bind_denoiser, first_order_ancestral_step,
+                     frame_of, noise_sampler_or_default, notify, steps, ve_ancestral_split)
 from .euler import euler_ancestral
 from ..noise import NoiseSampler
 
@@ -55,8 +58,13 @@ def ddim(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = N
 def ddpm(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = None,
          callback: Callback | None = None, disable: bool | None = None,
          noise_sampler: NoiseSampler | None = None) -> Tensor:
-    """DDPM ancestral sampling (Ho et al. 2020, Algorithm 2 with variance beta-tilde) = DDIM with eta = 1. NFE N."""
-    return ddim(model, x, sigmas, extra_args, callback, disable, eta=1.0, noise_sampler=noise_sampler)
+    """DDPM ancestral sampling (Ho et al. 2020, Algorithm 2 with variance beta-tilde) = DDIM with eta = 1. NFE N.
+
+    ComfyUI's DDPM knows no flow form: a flow model's sigmas go through the variance-exploding step
+    too, which then does not sample the data distribution (use euler_ancestral there).
+    """
+    return ancestral_loop(first_order_ancestral_step, model, x, sigmas, extra_args, callback, disable, 1.0, 1.0,
+                          noise_sampler, split=ve_ancestral_split)
 
 
 @torch.no_grad()
@@ -66,14 +74,16 @@ def lcm(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = No
     """Multistep latent-consistency sampling (Luo et al. 2023, Algorithm 1): predict x0, renoise to the next sigma.
 
     Meant for consistency models, whose x0 is a sample; with an ordinary denoiser (a posterior
-    mean) it returns a blurred average instead. NFE N.
+    mean) it returns a blurred average instead. Renoises as the model's noise scaling does:
+    x0 + sigma n, or (1 - sigma) x0 + sigma n on a flow model. NFE N.
     """
     noise_sampler = noise_sampler_or_default(noise_sampler, x, extra_args)
     denoise = bind_denoiser(model, x, extra_args)
+    frame = frame_of(extra_args)
     for i in steps(len(sigmas) - 1, disable):
         denoised = denoise(x, sigmas[i])
         notify(callback, i, x, sigmas[i], sigmas[i], denoised)
-        x = add_noise(denoised, noise_sampler, sigmas[i], sigmas[i + 1], sigmas[i + 1])
+        x = add_noise(denoised * frame.alpha(sigmas[i + 1]), noise_sampler, sigmas[i], sigmas[i + 1], sigmas[i + 1])
     return x
 
 

@@ -5,6 +5,11 @@ stochastic variants k-diffusion made of them (ancestral 2S, dpmpp_sde, and the r
 multistep solvers: Lu et al.'s SDE-DPM-Solver++(2M), diffusers' "sde-dpmsolver++", with an eta
 noise weight) and CFG++ variants (Chung et al. 2024).
 
+On flow models they take ComfyUI's forms: dpmpp_2s_ancestral its rectified-flow split and a
+midpoint in the flow's half log-SNR log((1 - sigma) / sigma); the SDE samplers run in that half
+log-SNR with every x0 term scaled by alpha = 1 - sigma (the same solvers applied to x / alpha),
+starting from sigma 1 moved to `common.finite_snr_sigmas`.
+
 The SDE samplers draw from a Brownian tree seeded from extra_args["seed"] (see
 `common.brownian_or_default`), so their images converge as steps grow. The tree always lives on
 the CPU, so that the same seed gives the same image on any device; the `*_gpu` names are aliases
@@ -16,21 +21,41 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .common import (Callback, Denoiser, Predictor, Sampler, add_noise, ancestral_loop, ancestral_step,
-                     bind_denoiser, bind_predictor, brownian_or_default, first_order_step, lam_of, notify, sigma_of,
+from .common import (AncestralStep, Callback, Denoiser, Frame, Predictor, Sampler, add_noise, ancestral_loop,
+                     ancestral_split, bind_denoiser, bind_predictor, brownian_or_default, finite_snr_sigmas,
+                     first_order_step, frame_of, lam_of, notify, scaled_ancestral_split, scaled_first_order_step,
                      step_loop, steps)
 from ..noise import NoiseSampler
 
+# ComfyUI's midpoint of a 2S step from a flow model's sigma 1, whose half log-SNR is infinite.
+FLOW_MIDPOINT_FROM_ONE = 0.9999
 
-def _dpmpp_2s_step(predict: Predictor, x: Tensor, sigma: Tensor, sigma_down: Tensor, denoised: Tensor,
-                   renoise_from: Tensor) -> Tensor:
-    """DPM-Solver++(2S) to sigma_down, the midpoint in lambda; both stages renoise with their own call's U."""
-    if sigma_down == 0:
-        return denoised
-    sigma_mid = (sigma * sigma_down).sqrt()  # lambda halfway: r = 1/2
-    x_mid = first_order_step(x, sigma, sigma_mid, denoised, renoise_from)
-    denoised_mid, renoise_mid = predict(x_mid, sigma_mid)
-    return first_order_step(x, sigma, sigma_down, denoised_mid, renoise_mid)
+
+def _midpoint(frame: Frame, sigma: Tensor, sigma_down: Tensor) -> Tensor:
+    """The sigma halfway between sigma and sigma_down in half log-SNR (r = 1/2)."""
+    if frame.flow and sigma == 1:
+        return torch.full_like(sigma, FLOW_MIDPOINT_FROM_ONE)
+    return frame.sigma_at((frame.half_log_snr(sigma) + frame.half_log_snr(sigma_down)) / 2)
+
+
+def _dpmpp_2s_step(frame: Frame) -> AncestralStep:
+    """DPM-Solver++(2S) to sigma_down through the midpoint; CFG++ renoises with U at both stages (ComfyUI).
+
+    Both stages are Euler steps along U's noise direction, the second with the midpoint's U; the
+    guidance D - U of the first call is added back, scaled by alpha_down (ComfyUI adds
+    alpha_next (D - U) after the rescaling). Without CFG++, U = D and that term is zero.
+    """
+
+    def step(predict: Predictor, x: Tensor, sigma: Tensor, sigma_down: Tensor, denoised: Tensor,
+             renoise_from: Tensor) -> Tensor:
+        x_down = renoise_from
+        if sigma_down > 0:
+            sigma_mid = _midpoint(frame, sigma, sigma_down)
+            _, renoise_mid = predict(first_order_step(x, sigma, sigma_mid, renoise_from), sigma_mid)
+            x_down = first_order_step(x, sigma, sigma_down, renoise_mid)
+        return x_down + frame.alpha(sigma_down) * (denoised - renoise_from)
+
+    return step
 
 
 @torch.no_grad()
@@ -39,29 +64,33 @@ def dpmpp_2s_ancestral(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: d
                        s_noise: float = 1.0, noise_sampler: NoiseSampler | None = None) -> Tensor:
     """Ancestral sampling with DPM-Solver++(2S) steps (Lu et al. 2022, Algorithm 1; k-diffusion). NFE 2N - 1.
 
-    Second order at eta = 0.
+    Second order at eta = 0. On a flow model, ComfyUI's sample_dpmpp_2s_ancestral_RF.
     """
-    return ancestral_loop(_dpmpp_2s_step, model, x, sigmas, extra_args, callback, disable, eta, s_noise,
-                          noise_sampler)
+    frame = frame_of(extra_args)
+    return ancestral_loop(_dpmpp_2s_step(frame), model, x, sigmas, extra_args, callback, disable, eta, s_noise,
+                          noise_sampler, split=ancestral_split(frame))
 
 
 @torch.no_grad()
 def dpmpp_2s_ancestral_cfg_pp(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = None,
                               callback: Callback | None = None, disable: bool | None = None, eta: float = 1.0,
                               s_noise: float = 1.0, noise_sampler: NoiseSampler | None = None) -> Tensor:
-    """DPM-Solver++(2S) ancestral with CFG++ (Chung et al. 2024): each stage renoises with its own unconditional x0.
+    """DPM-Solver++(2S) ancestral with CFG++ (Chung et al. 2024), ComfyUI's form.
 
-    Without guidance it is dpmpp_2s_ancestral. NFE 2N - 1.
+    Both stages step from U, the second with the midpoint's U, and the first call's guidance
+    D - U is added back at the end (times alpha_next on a flow model). Without guidance it is
+    dpmpp_2s_ancestral. NFE 2N - 1.
     """
-    return ancestral_loop(_dpmpp_2s_step, model, x, sigmas, extra_args, callback, disable, eta, s_noise,
-                          noise_sampler, cfg_pp=True)
+    frame = frame_of(extra_args)
+    return ancestral_loop(_dpmpp_2s_step(frame), model, x, sigmas, extra_args, callback, disable, eta, s_noise,
+                          noise_sampler, cfg_pp=True, split=ancestral_split(frame))
 
 
-def _ancestral_first_order(x: Tensor, sigma: Tensor, sigma_next: Tensor, denoised: Tensor, eta: float,
+def _ancestral_first_order(frame: Frame, x: Tensor, sigma: Tensor, sigma_next: Tensor, denoised: Tensor, eta: float,
                            s_noise: float, noise_sampler: NoiseSampler) -> Tensor:
-    """DPM-Solver++(1) to sigma_down, then noise of std sigma_up for the increment sigma -> sigma_next."""
-    sigma_down, sigma_up = ancestral_step(sigma, sigma_next, eta)
-    x = first_order_step(x, sigma, sigma_down, denoised)
+    """DPM-Solver++(1) of x / alpha to sigma_down, then noise of std sigma_up for the increment sigma -> sigma_next."""
+    sigma_down, sigma_up, scale = scaled_ancestral_split(frame)(sigma, sigma_next, eta)
+    x = scaled_first_order_step(frame, x, sigma, sigma_down, denoised, denoised) * scale
     return add_noise(x, noise_sampler, sigma, sigma_next, s_noise * sigma_up)
 
 
@@ -81,14 +110,15 @@ def dpmpp_sde(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | Non
         return x
     noise_sampler = brownian_or_default(noise_sampler, x, sigmas, extra_args)
     denoise = bind_denoiser(model, x, extra_args)
+    frame, sigmas = frame_of(extra_args), finite_snr_sigmas(sigmas, extra_args)
 
     def step(i: int, x: Tensor, denoised: Tensor) -> Tensor:
-        lam, lam_next = lam_of(sigmas[i]), lam_of(sigmas[i + 1])
-        sigma_mid = sigma_of(lam + r * (lam_next - lam))
-        x_mid = _ancestral_first_order(x, sigmas[i], sigma_mid, denoised, eta, s_noise, noise_sampler)
+        lam, lam_next = frame.half_log_snr(sigmas[i]), frame.half_log_snr(sigmas[i + 1])
+        sigma_mid = frame.sigma_at(lam + r * (lam_next - lam))
+        x_mid = _ancestral_first_order(frame, x, sigmas[i], sigma_mid, denoised, eta, s_noise, noise_sampler)
         denoised_mid = denoise(x_mid, sigma_mid)
         combined = (1 - 1 / (2 * r)) * denoised + 1 / (2 * r) * denoised_mid
-        return _ancestral_first_order(x, sigmas[i], sigmas[i + 1], combined, eta, s_noise, noise_sampler)
+        return _ancestral_first_order(frame, x, sigmas[i], sigmas[i + 1], combined, eta, s_noise, noise_sampler)
 
     return step_loop(step, denoise, x, sigmas, callback, disable)
 
@@ -147,13 +177,14 @@ def _dpmpp_multistep_sde(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args:
     if len(sigmas) <= 1:
         return x
     noise_sampler = brownian_or_default(noise_sampler, x, sigmas, extra_args)
+    frame, sigmas = frame_of(extra_args), finite_snr_sigmas(sigmas, extra_args)
     past: list[tuple[Tensor, Tensor]] = []  # (x0 prediction, step size in lambda that followed it), newest first
 
     def step(i: int, x: Tensor, denoised: Tensor) -> Tensor:
         nonlocal past
-        h = lam_of(sigmas[i + 1]) - lam_of(sigmas[i])
+        h = frame.half_log_snr(sigmas[i + 1]) - frame.half_log_snr(sigmas[i])
         h_eta = h * (eta + 1)
-        x = sigmas[i + 1] / sigmas[i] * torch.exp(-eta * h) * x - torch.expm1(-h_eta) * denoised
+        x0_term = -torch.expm1(-h_eta) * denoised
         phi_2 = torch.expm1(-h_eta) / h_eta + 1
         if order == 3 and len(past) >= 2:
             (denoised_1, h_1), (denoised_2, h_2) = past[0], past[1]
@@ -162,11 +193,12 @@ def _dpmpp_multistep_sde(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args:
             d1 = d1_0 + (d1_0 - d1_1) * r0 / (r0 + r1)
             d2 = (d1_0 - d1_1) / (r0 + r1)
             phi_3 = phi_2 / h_eta - 0.5
-            x = x + phi_2 * d1 - phi_3 * d2
+            x0_term = x0_term + phi_2 * d1 - phi_3 * d2
         elif past:
             denoised_1, h_1 = past[0]
             weight = -0.5 * torch.expm1(-h_eta) if solver_type == "midpoint" else phi_2
-            x = x + weight * (denoised - denoised_1) * (h / h_1)
+            x0_term = x0_term + weight * (denoised - denoised_1) * (h / h_1)
+        x = sigmas[i + 1] / sigmas[i] * torch.exp(-eta * h) * x + frame.alpha(sigmas[i + 1]) * x0_term
         past = [(denoised, h)] + past[:order - 1]
         return add_noise(x, noise_sampler, sigmas[i], sigmas[i + 1],
                          sigmas[i + 1] * (-torch.expm1(-2 * eta * h)).sqrt() * s_noise)

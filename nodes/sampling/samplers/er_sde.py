@@ -16,9 +16,11 @@ for stage 3, with dt = sigma_t - sigma_s, S = integral of 1 / phi, S_u = integra
 / phi over [sigma_t, sigma_s], and x0', x0'' backward divided differences of past model outputs
 (the paper's ER-SDE-Solver-3). Because x0' is a backward divided difference, only first-order
 accurate, stages 2 and 3 are both second-order methods in their deterministic part (phi(s) = s),
-the third stage only lowering the error constant. S and S_u are integrated by Gauss-Legendre
-quadrature, which keeps that second order at fine steps (docs/parity.md). These samplers receive
-only sigma, so they assume the variance-exploding sigma space of eps / v / x0 models.
+the third stage only lowering the error constant. S and S_u are integrated as ComfyUI does, by a
+left Riemann sum of 200 points, so that the sampler gives ComfyUI's numbers (its error, relative
+1/400 of those stages, is far below the sampler's own). On a flow model the time variable is
+sigma / alpha = sigma / (1 - sigma), the state is rescaled by alpha_t / alpha_s and every x0 and
+noise term scaled by alpha_t, from sigma 1 moved to `common.finite_snr_sigmas` (ComfyUI's form).
 
 Noise comes from `noise_sampler`, by default the seeded per-step Gaussian noise of
 `common.noise_sampler_or_default`.
@@ -33,11 +35,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .common import Callback, Denoiser, Sampler, add_noise, bind_denoiser, noise_sampler_or_default, step_loop
-from .quadrature import integrate
+from .common import (Callback, Denoiser, Sampler, add_noise, bind_denoiser, finite_snr_sigmas, frame_of,
+                     noise_sampler_or_default, step_loop)
+from .quadrature import riemann_sum
 from ..noise import NoiseSampler
 
 NoiseScaler = Callable[[Tensor], Tensor]
+# ComfyUI's er_sde integrates S and S_u by a left Riemann sum of this many points.
+INTEGRATION_POINTS = 200
 
 
 def default_noise_scaler(sigma: Tensor) -> Tensor:
@@ -62,11 +67,16 @@ def er_sde(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None =
         raise ValueError(f"max_stage must be 1, 2 or 3, got {max_stage}")
     noise_sampler = noise_sampler_or_default(noise_sampler, x, extra_args)
     scaler = noise_scaler or default_noise_scaler
+    frame, sigmas = frame_of(extra_args), finite_snr_sigmas(sigmas, extra_args)
 
     def phi(sigma: np.ndarray | float) -> np.ndarray:
         return scaler(torch.as_tensor(sigma, dtype=torch.float64)).numpy()
 
-    sigma = sigmas.double().tolist()
+    def integral(f: Callable[[np.ndarray], np.ndarray], a: float, b: float) -> float:
+        return float(riemann_sum(f, a, b, INTEGRATION_POINTS, endpoint=False))
+
+    sigma = frame.scaled_sigma(sigmas.double()).tolist()  # the paper's time sigma / alpha
+    alpha = frame.alpha(sigmas.double()).tolist()
     denoised_prev = derivative_prev = None
 
     def step(i: int, x: Tensor, denoised: Tensor) -> Tensor:
@@ -76,19 +86,20 @@ def er_sde(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None =
         # Through q = (phi_t / s_t) / (phi_s / s_s), so that the ODE's phi(s) = s has exactly no noise.
         q = (phi_t / sigma_t) / (float(phi(sigma_s)) / sigma_s)
         r = q * sigma_t / sigma_s
-        x_next = r * x + (1 - r) * denoised
+        x0_term = (1 - r) * denoised
         stage = min(max_stage, i + 1)
         if stage >= 2:
             dt = sigma_t - sigma_s
             derivative = (denoised - denoised_prev) / (sigma_s - sigma[i - 1])
-            s = float(integrate(lambda u: 1 / phi(u), sigma_t, sigma_s))
-            x_next = x_next + (dt + s * phi_t) * derivative
+            s = integral(lambda u: 1 / phi(u), sigma_t, sigma_s)
+            x0_term = x0_term + (dt + s * phi_t) * derivative
             if stage >= 3:
                 second = (derivative - derivative_prev) / ((sigma_s - sigma[i - 2]) / 2)
-                s_u = float(integrate(lambda u: (u - sigma_s) / phi(u), sigma_t, sigma_s))
-                x_next = x_next + (dt**2 / 2 + s_u * phi_t) * second
+                s_u = integral(lambda u: (u - sigma_s) / phi(u), sigma_t, sigma_s)
+                x0_term = x0_term + (dt**2 / 2 + s_u * phi_t) * second
             derivative_prev = derivative
-        noise_std = s_noise * sigma_t * math.sqrt(max(1 - q**2, 0.0))  # sqrt(s_t^2 - r^2 s_s^2)
+        x_next = alpha[i + 1] / alpha[i] * r * x + alpha[i + 1] * x0_term
+        noise_std = s_noise * alpha[i + 1] * sigma_t * math.sqrt(max(1 - q**2, 0.0))  # alpha_t sqrt(s_t^2 - r^2 s_s^2)
         denoised_prev = denoised
         return add_noise(x_next, noise_sampler, sigmas[i], sigmas[i + 1], noise_std)
 

@@ -2,6 +2,12 @@
 (Karras et al. 2022, "Elucidating the Design Space of Diffusion-Based Generative Models",
 arXiv:2206.00364), with churn, ancestral and CFG++ variants.
 
+On a flow model (x = (1 - sigma) x0 + sigma n) the ODE steps read the same, and the ancestral
+samplers take ComfyUI's flow forms: euler_ancestral and dpm_2_ancestral its rectified-flow split
+(`common.rf_ancestral_split`), the CFG++ samplers the k-diffusion split of the state x / alpha
+(`common.scaled_ancestral_split`), as ComfyUI's euler_ancestral_cfg_pp does; so at CFG 1
+euler_ancestral_cfg_pp is euler_ancestral on eps / v models, but not on flow models.
+
 A second-order step to sigma = 0 would need the slope at 0, so those samplers end with one Euler
 step. Churn (s_churn, s_tmin, s_tmax, s_noise) and ancestral noise are drawn from
 `noise_sampler`, by default the seeded CPU Gaussian noise of `common.noise_sampler_or_default`.
@@ -14,8 +20,9 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .common import (Callback, Denoise, Denoiser, Predictor, Sampler, ancestral_loop, bind_denoiser, churn,
-                     first_order_step, lam_of, noise_sampler_or_default, notify, steps, to_d)
+from .common import (AncestralStep, Callback, Denoise, Denoiser, Frame, Predictor, Sampler, ancestral_loop,
+                     ancestral_split, bind_denoiser, churn, first_order_ancestral_step, frame_of, lam_of,
+                     noise_sampler_or_default, notify, scaled_ancestral_split, scaled_first_order_step, steps, to_d)
 from .dpm_solver import dpm_solver_step, eps_prediction
 from ..noise import NoiseSampler
 
@@ -148,12 +155,6 @@ def dpm_2(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = 
                     noise_sampler)
 
 
-def _first_order(predict: Predictor, x: Tensor, sigma: Tensor, sigma_down: Tensor, denoised: Tensor,
-                 renoise_from: Tensor) -> Tensor:
-    """x_down = D + sigma_down (x - U) / sigma: Euler along the renoising direction."""
-    return first_order_step(x, sigma, sigma_down, denoised, renoise_from)
-
-
 def _dpm_2_ancestral_step(predict: Predictor, x: Tensor, sigma: Tensor, sigma_down: Tensor, denoised: Tensor,
                           renoise_from: Tensor) -> Tensor:
     return _dpm_2(lambda x, sigma: predict(x, sigma)[0], x, sigma, sigma_down, denoised)
@@ -165,18 +166,43 @@ def dpm_2_ancestral(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict
                     s_noise: float = 1.0, noise_sampler: NoiseSampler | None = None) -> Tensor:
     """Ancestral sampling with DPM-Solver-2 steps (k-diffusion's dpm_2_ancestral). NFE 2N - 1.
 
-    Each step goes deterministically to sigma_down, then adds fresh noise of std sigma_up.
+    Each step goes deterministically to sigma_down, then adds fresh noise of std sigma_up; on a
+    flow model with ComfyUI's rectified-flow split (its sample_dpm_2_ancestral_RF).
     """
     return ancestral_loop(_dpm_2_ancestral_step, model, x, sigmas, extra_args, callback, disable, eta, s_noise,
-                     noise_sampler)
+                          noise_sampler, split=ancestral_split(frame_of(extra_args)))
 
 
 @torch.no_grad()
 def euler_ancestral(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = None,
                     callback: Callback | None = None, disable: bool | None = None, eta: float = 1.0,
                     s_noise: float = 1.0, noise_sampler: NoiseSampler | None = None) -> Tensor:
-    """Ancestral sampling with Euler steps (k-diffusion; eta = 1 is DDPM's ancestral sampler in sigma space). NFE N."""
-    return ancestral_loop(_first_order, model, x, sigmas, extra_args, callback, disable, eta, s_noise, noise_sampler)
+    """Ancestral sampling with Euler steps (k-diffusion; eta = 1 is DDPM's ancestral sampler in sigma space). NFE N.
+
+    On a flow model, ComfyUI's sample_euler_ancestral_RF: Euler to sigma_down = sigma_next (1 +
+    (sigma_next / sigma - 1) eta), rescaled by alpha_next / alpha_down, renoised to sigma_next.
+    """
+    return ancestral_loop(first_order_ancestral_step, model, x, sigmas, extra_args, callback, disable, eta, s_noise,
+                          noise_sampler, split=ancestral_split(frame_of(extra_args)))
+
+
+def _scaled_first_order(frame: Frame) -> AncestralStep:
+    """Euler of the state x / alpha along U's noise direction, to the level sigma_down of x / alpha (CFG++)."""
+
+    def step(predict: Predictor, x: Tensor, sigma: Tensor, sigma_down: Tensor, denoised: Tensor,
+             renoise_from: Tensor) -> Tensor:
+        return scaled_first_order_step(frame, x, sigma, sigma_down, denoised, renoise_from)
+
+    return step
+
+
+def _euler_ancestral_cfg_pp(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None,
+                            callback: Callback | None, disable: bool | None, eta: float, s_noise: float,
+                            noise_sampler: NoiseSampler | None) -> Tensor:
+    """ComfyUI's sample_euler_ancestral_cfg_pp: alpha_next (D + sigma_down (x - alpha U) / sigma) + sigma_up n."""
+    frame = frame_of(extra_args)
+    return ancestral_loop(_scaled_first_order(frame), model, x, sigmas, extra_args, callback, disable, eta, s_noise,
+                          noise_sampler, cfg_pp=True, split=scaled_ancestral_split(frame))
 
 
 @torch.no_grad()
@@ -187,18 +213,19 @@ def euler_ancestral_cfg_pp(model: Denoiser, x: Tensor, sigmas: Tensor, extra_arg
 
     The guided x0 is kept, but the noise direction re-added after it is (x - x0_uncond) / sigma,
     which keeps the sample on the data manifold at small guidance scales. Without a guider it
-    is euler_ancestral. NFE N (one guided call, cond and uncond batched, per step).
+    is euler_ancestral, except on flow models, where ComfyUI splits the step of x / alpha in
+    k-diffusion's way instead of its rectified-flow split. NFE N (one guided call, cond and
+    uncond batched, per step).
     """
-    return ancestral_loop(_first_order, model, x, sigmas, extra_args, callback, disable, eta, s_noise, noise_sampler,
-                     cfg_pp=True)
+    return _euler_ancestral_cfg_pp(model, x, sigmas, extra_args, callback, disable, eta, s_noise, noise_sampler)
 
 
 @torch.no_grad()
 def euler_cfg_pp(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = None,
                  callback: Callback | None = None, disable: bool | None = None) -> Tensor:
-    """Euler (DDIM) with CFG++ (Chung et al. 2024, Algorithm 1): x_next = x0_guided + sigma_next eps_uncond. NFE N."""
-    return ancestral_loop(_first_order, model, x, sigmas, extra_args, callback, disable, eta=0.0, s_noise=0.0,
-                     noise_sampler=None, cfg_pp=True)
+    """Euler (DDIM) with CFG++ (Chung et al. 2024, Algorithm 1): x_next = alpha_next D + sigma_next eps_U. NFE N."""
+    return _euler_ancestral_cfg_pp(model, x, sigmas, extra_args, callback, disable, eta=0.0, s_noise=0.0,
+                                   noise_sampler=None)
 
 
 SAMPLERS: dict[str, Sampler] = {

@@ -1,5 +1,5 @@
 """Linear multistep samplers on the probability-flow ODE dx/dsigma = d(x, sigma) = (x - D(x, sigma)) / sigma:
-LMS, PLMS (PNDM), iPNDM, iPNDM-v and DEIS.
+LMS, PLMS (PNDM), iPNDM, iPNDM-v (ComfyUI's and the exact one) and DEIS.
 
 Each step is x_{i+1} = x_i + sum_j c_j d_{i-j}: the last few slopes are interpolated and the
 interpolant integrated over [sigma_i, sigma_{i+1}] (the variable-step Adams-Bashforth formulas
@@ -9,10 +9,17 @@ are in Hairer, Nørsett & Wanner, "Solving ODEs I", III.5). They differ only in 
   (55, -59, 37, -9)/24 times sigma_{i+1} - sigma_i. In sigma space PNDM's "transfer" x_next = x +
   (sigma_next - sigma) eps' is exactly this (eps' = d, see ddim.py), so PLMS is AB4 on slopes
   sampled at steps that PNDM assumes equal in its own (timestep) variable.
-- `lms`, `ipndm_v`: variable-step Adams-Bashforth in sigma (the interpolant is a polynomial in sigma),
-  integrated exactly by `quadrature.interpolant_weights` (k-diffusion uses scipy's adaptive quadrature).
+- `lms`, `ipndm_v_exact`: variable-step Adams-Bashforth in sigma (the interpolant is a polynomial in
+  sigma), integrated exactly by `quadrature.interpolant_weights` (k-diffusion uses scipy's adaptive
+  quadrature).
+- `ipndm_v`: the variable-step coefficients of zju-pi/diff-sampler as ComfyUI runs them. Order 2
+  is variable-step AB2 and order 3 a third-order formula; order 4 (the default) is not AB4 even on
+  equal steps ((57, -65, 43, -11)/24 against (55, -59, 37, -9)/24), and on uneven (Karras)
+  steps its local error is O(h^2): first order at fine steps (measured in the tests), though at
+  10-20 steps its error is close to the exact method's.
 - `deis`: the interpolant is a polynomial in a chosen time variable tau (VP time, sigma, or log
-  sigma), integrated exactly against dsigma: c_j = integral of L_j(tau(sigma)) dsigma.
+  sigma), integrated against dsigma: c_j = integral of L_j(tau(sigma)) dsigma; exactly for
+  'rhoab' and 'logrho', and for ComfyUI's default 'tab' by its Riemann sum of 10000 points in tau.
 
 Orders. A k-step method with exact variable-step coefficients (lms, ipndm_v, deis) has local error
 O(h^(k+1)). Constant-step coefficients on a non-uniform sigma grid (plms, ipndm; k >= 2) are
@@ -34,7 +41,7 @@ import torch
 from torch import Tensor
 
 from .common import Callback, Denoiser, Sampler, bind_denoiser, notify, steps, to_d
-from .quadrature import Fn, interpolant_weights
+from .quadrature import Fn, interpolant_weights, lagrange_basis, riemann_sum
 
 # (sigma values, step index i, slopes available) -> coefficients c_j of d_i, d_{i-1}, ... (newest first), or
 # None for a step that lands on the denoised estimate
@@ -137,13 +144,55 @@ def ipndm(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = 
                              _constant_step_weights(True))
 
 
+def _ipndm_v_weights(sigma: list[float], i: int, available: int) -> list[float] | None:
+    """zju-pi/diff-sampler's iPNDM-v coefficients (ComfyUI's sample_ipndm_v), times the step; D at sigma = 0.
+
+    With h_k the k-th step back, order 2 is variable-step AB2; orders 3 and 4 correct it by the
+    `temp` terms below, transcribed as they are (order 4's is not AB4, see the module notes).
+    """
+    if sigma[i + 1] == 0:
+        return None
+    h = [sigma[i + 1] - sigma[i]] + [sigma[i - k + 1] - sigma[i - k] for k in range(1, available)]
+    if available == 1:
+        coefficients = [1.0]
+    elif available == 2:
+        coefficients = [(2 + h[0] / h[1]) / 2, -(h[0] / h[1]) / 2]
+    else:
+        temp1 = (1 - h[0] / (3 * (h[0] + h[1])) * (h[0] * (h[0] + h[1])) / (h[1] * (h[1] + h[2]))) / 2
+        coefficients = [(2 + h[0] / h[1]) / 2 + temp1, -(h[0] / h[1]) / 2 - (1 + h[1] / h[2]) * temp1,
+                        temp1 * h[1] / h[2]]
+        if available == 4:
+            ratio = h[1] * (h[1] + h[2]) / (h[2] * (h[2] + h[3]))
+            temp2 = (((1 - h[0] / (3 * (h[0] + h[1]))) / 2
+                      + (1 - h[0] / (2 * (h[0] + h[1]))) * h[0] / (6 * (h[0] + h[1] + h[2])))
+                     * (h[0] * (h[0] + h[1]) * (h[0] + h[1] + h[2]))
+                     / (h[1] * (h[1] + h[2]) * (h[1] + h[2] + h[3])))
+            coefficients = [coefficients[0] + temp2, coefficients[1] - (1 + h[1] / h[2] + ratio) * temp2,
+                            coefficients[2] + (h[1] / h[2] + ratio * (1 + h[2] / h[3])) * temp2,
+                            -temp2 * ratio * h[1] / h[2]]
+    return [c * h[0] for c in coefficients]
+
+
 @torch.no_grad()
 def ipndm_v(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = None,
             callback: Callback | None = None, disable: bool | None = None, max_order: int = 4) -> Tensor:
-    """iPNDM with variable-step coefficients (zju-pi/diff-sampler, Zhou et al. 2024): k-diffusion's LMS of that order.
+    """iPNDM-v (zju-pi/diff-sampler, Zhou et al. 2024) as ComfyUI runs it: its own variable-step coefficients.
 
-    The variable-step Adams-Bashforth formula integrates the Lagrange interpolant of the slopes in
-    sigma, which is exactly `lms`. Design order max_order; NFE N.
+    Order 4 (the default) is not the Adams-Bashforth formula (see the module notes) and converges
+    at first order on uneven steps; `ipndm_v_exact` is the variable-step Adams-Bashforth method it
+    stands for. Warm-up with lower orders; the step to sigma = 0 is the denoised estimate. NFE N.
+    """
+    _check_order(max_order)
+    return _linear_multistep(model, x, sigmas, extra_args, callback, disable, max_order, _ipndm_v_weights)
+
+
+@torch.no_grad()
+def ipndm_v_exact(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = None,
+                  callback: Callback | None = None, disable: bool | None = None, max_order: int = 4) -> Tensor:
+    """iPNDM-v with exact variable-step Adams-Bashforth coefficients: k-diffusion's LMS of order max_order.
+
+    What ipndm_v's coefficients approximate: the Lagrange interpolant of the slopes in sigma,
+    integrated exactly over each step. Design order max_order; NFE N.
     """
     _check_order(max_order)
     return lms(model, x, sigmas, extra_args, callback, disable, order=max_order)
@@ -161,27 +210,45 @@ def vp_time(sigma: np.ndarray) -> np.ndarray:
     return (np.sqrt(_BETA_MIN**2 + 2 * _BETA_D * np.log1p(sigma**2)) - _BETA_MIN) / _BETA_D
 
 
+def vp_sigma_slope(t: np.ndarray) -> np.ndarray:
+    """dsigma/dt of that VP SDE: (beta_min + beta_d t) e^(beta_min t + beta_d t^2 / 2) / (2 sigma(t))."""
+    exponent = _BETA_MIN * t + _BETA_D * t**2 / 2
+    return (_BETA_MIN + _BETA_D * t) * np.exp(exponent) / (2 * np.sqrt(np.expm1(exponent)))
+
+
 DeisMode = Literal["tab", "rhoab", "logrho"]
-# mode -> (integration variable u(sigma), time of the nodes as a function of u, weight dsigma/du)
-_DEIS_MODES: dict[str, tuple[Fn, Fn | None, Fn | None]] = {
-    "tab": (np.asarray, vp_time, None),
-    "rhoab": (np.asarray, None, None),
-    "logrho": (np.log, None, np.exp),
+# ComfyUI's 'tab' coefficients: a Riemann sum over this many points in t, both ends included.
+DEIS_TAB_POINTS = 10000
+# mode -> (integration variable u(sigma), weight dsigma/du) of the modes integrated exactly
+_EXACT_DEIS_MODES: dict[str, tuple[Fn, Fn | None]] = {
+    "rhoab": (np.asarray, None),
+    "logrho": (np.log, np.exp),
 }
+
+
+def _tab_weights(nodes: np.ndarray, sigma: float, sigma_next: float) -> list[float]:
+    """tAB-DEIS as ComfyUI computes it: L_j(t) dsigma/dt summed at 10000 points, times dt / 10000."""
+    def integrand(t: np.ndarray) -> np.ndarray:
+        return lagrange_basis(vp_time(nodes), t) * vp_sigma_slope(t)
+
+    return riemann_sum(integrand, float(vp_time(sigma)), float(vp_time(sigma_next)), DEIS_TAB_POINTS,
+                       endpoint=True).tolist()
 
 
 def _deis_weights(mode: DeisMode) -> Weights:
     """DEIS coefficients: integrals over the step of the Lagrange basis in tau, an Euler step to sigma = 0."""
-    if mode not in _DEIS_MODES:
-        raise ValueError(f"unknown deis_mode {mode!r}: expected one of {sorted(_DEIS_MODES)}")
-    u_of_sigma, time, weight = _DEIS_MODES[mode]
+    if mode != "tab" and mode not in _EXACT_DEIS_MODES:
+        raise ValueError(f"unknown deis_mode {mode!r}: expected one of tab, {', '.join(_EXACT_DEIS_MODES)}")
 
     def weights(sigma: list[float], i: int, available: int) -> list[float]:
-        if sigma[i + 1] == 0:
-            return [-sigma[i]]
-        u = u_of_sigma(np.array([sigma[i - j] for j in range(available)] + [sigma[i + 1]]))
-        nodes = u[:-1] if time is None else time(u[:-1])
-        return interpolant_weights(nodes, float(u[0]), float(u[-1]), time, weight)
+        if sigma[i + 1] == 0 or available == 1:
+            return [sigma[i + 1] - sigma[i]]  # Euler, as in ComfyUI (the 'tab' sum would be off by 1e-4)
+        nodes = np.array([sigma[i - j] for j in range(available)])
+        if mode == "tab":
+            return _tab_weights(nodes, sigma[i], sigma[i + 1])
+        u_of_sigma, weight = _EXACT_DEIS_MODES[mode]
+        return interpolant_weights(u_of_sigma(nodes), float(u_of_sigma(sigma[i])), float(u_of_sigma(sigma[i + 1])),
+                                   weight=weight)
 
     return weights
 
@@ -193,9 +260,11 @@ def deis(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = N
     """DEIS, diffusion exponential integrator sampling (Zhang & Chen 2022, arXiv:2204.13902), multistep AB-DEIS.
 
     The slopes eps = d are interpolated by a polynomial of degree max_order - 1 in a time variable
-    tau, and x advances by the exact integral of that interpolant against dsigma (Gauss-Legendre).
-    `deis_mode`: 'tab' (the default): tau = the VP time t of a linear-beta SDE (`vp_time`), the
-    paper's tAB-DEIS; 'rhoab': tau = sigma (the paper's rhoAB-DEIS, identical to ipndm_v / lms);
+    tau, and x advances by the integral of that interpolant against dsigma. `deis_mode`: 'tab'
+    (the default): tau = the VP time t of a linear-beta SDE (`vp_time`), the paper's tAB-DEIS,
+    integrated as ComfyUI does (a 10000-point Riemann sum in t, relative error ~1e-4 of the
+    multistep correction); 'rhoab': tau = sigma (the paper's rhoAB-DEIS, identical to ipndm_v_exact / lms,
+    integrated exactly; ComfyUI's 'rhoab' uses one slope more and fails past its third step);
     'logrho': tau = log sigma (diffusers' DEISMultistepScheduler). Every mode interpolates
     max_order slopes; warm-up with lower orders; the step to sigma = 0 is Euler (= the denoised
     estimate). Design order max_order; NFE N.
@@ -204,4 +273,5 @@ def deis(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = N
     return _linear_multistep(model, x, sigmas, extra_args, callback, disable, max_order, _deis_weights(deis_mode))
 
 
-SAMPLERS: dict[str, Sampler] = {"lms": lms, "plms": plms, "ipndm": ipndm, "ipndm_v": ipndm_v, "deis": deis}
+SAMPLERS: dict[str, Sampler] = {"lms": lms, "plms": plms, "ipndm": ipndm, "ipndm_v": ipndm_v,
+                                 "ipndm_v_exact": ipndm_v_exact, "deis": deis}

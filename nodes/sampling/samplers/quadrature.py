@@ -8,6 +8,9 @@ All of these are scalar integrals of smooth functions, computed once per step in
 32-point Gauss-Legendre quadrature, which integrates polynomials up to degree 63 exactly and
 analytic integrands to rounding error. One rule then serves every method, and none of them
 needs a closed form with cancellations at small steps (e.g. (e^h - 1 - h) / h^2).
+
+`riemann_sum` is the other rule, kept only because ComfyUI's er_sde and deis integrate that way
+and samplers under ComfyUI's names give ComfyUI's numbers.
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ def integrate(f: Fn, a: float, b: float) -> np.ndarray:
     """The integral of f from a to b by Gauss-Legendre quadrature; f maps points [n] to values [..., n]."""
     half = (b - a) / 2
     return half * (f((a + b) / 2 + half * _POINTS) @ _WEIGHTS)
+
+
+def riemann_sum(f: Fn, a: float, b: float, n: int, endpoint: bool) -> np.ndarray:
+    """(b - a) / n times the sum of f at n evenly spaced points from a: up to b included (endpoint) or short of it."""
+    points = np.linspace(a, b, n, endpoint=endpoint)
+    return f(points).sum(-1) * ((b - a) / n)
 
 
 def lagrange_basis(nodes: Sequence[float], t: np.ndarray) -> np.ndarray:

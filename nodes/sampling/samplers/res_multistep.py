@@ -14,9 +14,10 @@ adds noise of std sigma_up (k-diffusion's ancestral split); the previous estimat
 placed one previous deterministic sub-step (lambda(sigma_down) - lambda) behind the current
 lambda. The first step and any step to sigma = 0 are first order (DDIM).
 
-The CFG++ variants (Chung et al. 2024, arXiv:2406.08070) keep the guided D as the target and take
-every noise direction and history term from the unconditional estimate U:
-x_next = D + e^-h (x - U) + w (U_prev - U), whose first step is CFG++'s Euler step.
+The CFG++ variants (Chung et al. 2024, arXiv:2406.08070) take every noise direction and history
+term from the unconditional estimate U. Their first step is CFG++'s Euler step D + e^-h (x - U);
+the multistep steps are ComfyUI's, which shift x by the guidance D - U before the step, so that
+x_next = U + e^-h (x - U) + e^-h (D - U) + w (U_prev - U): the guidance enters scaled by e^-h.
 
 `gradient_estimation` (Permenter & Yuan 2024, "Interpreting and Improving Diffusion Models from
 an Optimization Perspective", arXiv:2306.04848, ICML) steps along d_bar = ge_gamma d_i + (1 - ge_gamma)
@@ -52,7 +53,9 @@ def _res_multistep_step() -> AncestralStep:
             if previous is not None:
                 lag, renoise_prev = previous
                 w = interpolant_weights([lam, lam - lag], lam, lam_down, weight=lambda l: np.exp(l - lam_down))[1]
-                x_next = x_next + w * (renoise_prev - renoise_from)
+                # ComfyUI's CFG++ multistep step shifts x by D - U first, keeping only e^-h of that guidance.
+                guidance = (1 - sigma_down / sigma) * (denoised - renoise_from)
+                x_next = x_next + w * (renoise_prev - renoise_from) - guidance
             previous = (lam_down - lam, renoise_from)
         return x_next
 

@@ -17,11 +17,12 @@ the order-2 predictor alone is RES multistep. Orders drop near the end of a sche
 sigma = 0, and the step to sigma = 0 is the denoised estimate; on a schedule that stops above 0
 the result is the last prediction at sigmas[-1].
 
-tau is a function of sigma (`tau_func`); by default tau = 1 between the sigmas at 20% and 80% of
-an SD-family (scaled-linear, 1000-step) model's timesteps, 0 (ODE) outside. For other models the
-node passes `tau_interval` of that model's sigmas. These samplers receive only sigma and assume
-the sigma space of eps / v / x0 models. Noise comes from `noise_sampler`, by default the seeded
-per-step Gaussian noise of `common.noise_sampler_or_default`.
+tau is a function of sigma (`tau_func`); by default, as in ComfyUI, tau = 1 between the model's
+sigmas at 20% and 80% of the run (`percent_to_sigma` of extra_args["model_sampling"]; without one,
+those of SD's scaled-linear 1000-step table), 0 (ODE) outside. On a flow model lambda is its half
+log-SNR log((1 - sigma) / sigma) and the x0 terms are scaled by alpha = 1 - sigma, from sigma 1
+moved to `common.finite_snr_sigmas` (ComfyUI's form). Noise comes from `noise_sampler`, by default
+the seeded per-step Gaussian noise of `common.noise_sampler_or_default`.
 """
 
 from __future__ import annotations
@@ -33,14 +34,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .common import Callback, Denoiser, Sampler, bind_denoiser, lam_of, noise_sampler_or_default, notify, steps
+from .common import (Callback, Denoiser, Sampler, bind_denoiser, finite_snr_sigmas, frame_of, noise_sampler_or_default,
+                     notify, steps)
 from .quadrature import interpolant_weights
 from ..noise import NoiseSampler
 
 TauFunc = Callable[[float], float]
 
-# The default SDE interval, model_sampling.percent_to_sigma(0.2) and (0.8) for SD's scaled-linear
-# schedule: the sigmas at timesteps 799.2 and 199.8.
+# The default SDE interval spans these fractions of the run (model_sampling.percent_to_sigma).
+TAU_START_PERCENT, TAU_END_PERCENT = 0.2, 0.8
+# Without a model_sampling, the interval of SD's scaled-linear schedule: the sigmas at timesteps 799.2 and 199.8.
 SD_TAU_START_SIGMA = 5.092408
 SD_TAU_END_SIGMA = 0.571189
 
@@ -48,6 +51,15 @@ SD_TAU_END_SIGMA = 0.571189
 def tau_interval(start_sigma: float, end_sigma: float, eta: float = 1.0) -> TauFunc:
     """SA-Solver's stochasticity: tau = eta for sigma in [end_sigma, start_sigma], 0 (an ODE step) elsewhere."""
     return lambda sigma: eta if eta > 0 and end_sigma <= sigma <= start_sigma else 0.0
+
+
+def default_tau(extra_args: dict | None) -> TauFunc:
+    """tau = 1 between the model's sigmas at 20% and 80% of the run, as ComfyUI's default."""
+    model_sampling = (extra_args or {}).get("model_sampling")
+    if model_sampling is None:
+        return tau_interval(SD_TAU_START_SIGMA, SD_TAU_END_SIGMA)
+    return tau_interval(model_sampling.percent_to_sigma(TAU_START_PERCENT),
+                        model_sampling.percent_to_sigma(TAU_END_PERCENT))
 
 
 def _adams_weights(lams: list[float], lam_s: float, lam_t: float, tau: float) -> list[float]:
@@ -67,10 +79,12 @@ def _sa_solver(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | No
     if not 1 <= predictor_order <= 6 or not 0 <= corrector_order <= 6:
         raise ValueError("SA-Solver orders: predictor 1-6, corrector 0-6")
     noise_sampler = noise_sampler_or_default(noise_sampler, x, extra_args)
-    tau_func = tau_func or tau_interval(SD_TAU_START_SIGMA, SD_TAU_END_SIGMA)
+    tau_func = tau_func or default_tau(extra_args)
     denoise = bind_denoiser(model, x, extra_args)
+    frame, sigmas = frame_of(extra_args), finite_snr_sigmas(sigmas, extra_args)
     sigma = sigmas.double().tolist()
-    lams = [lam_of(s) if s > 0 else math.inf for s in sigma]
+    alpha = frame.alpha(sigmas.double()).tolist()
+    lams = frame.half_log_snr(sigmas.double()).tolist()
     n = len(sigmas) - 1
     lower_order_to_end = sigma[-1] == 0
     outputs: list[Tensor] = []  # model outputs at lams[i - len + 1 .. i]
@@ -88,7 +102,7 @@ def _sa_solver(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | No
         else:
             weights = _adams_weights(lams[i - c + 1: i + 1], lams[i - 1], lams[i], tau)
             decay = sigma[i] / sigma[i - 1] * math.exp(-tau**2 * (lams[i] - lams[i - 1]))
-            x = decay * x + _combine(weights, outputs[-c:]) + noise  # the predictor's noise, reused
+            x = decay * x + alpha[i] * _combine(weights, outputs[-c:]) + noise  # the predictor's noise, reused
             if use_pece:
                 denoised = denoise(x, sigmas[i])
                 outputs[-1] = denoised
@@ -100,7 +114,8 @@ def _sa_solver(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | No
         weights = _adams_weights(lams[i - p + 1: i + 1], lams[i], lams[i + 1], tau)
         noise_std = sigma[i + 1] * math.sqrt(-math.expm1(-2 * tau**2 * h)) * s_noise
         noise = noise_sampler(sigmas[i], sigmas[i + 1]) * noise_std if noise_std > 0 else 0.0
-        x_pred = sigma[i + 1] / sigma[i] * math.exp(-tau**2 * h) * x + _combine(weights, outputs[-p:]) + noise
+        decayed = sigma[i + 1] / sigma[i] * math.exp(-tau**2 * h) * x
+        x_pred = decayed + alpha[i + 1] * _combine(weights, outputs[-p:]) + noise
     return x_pred  # the last prediction has no model call left to correct it
 
 

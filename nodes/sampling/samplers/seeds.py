@@ -12,8 +12,9 @@ exact variance sigma_t^2 (1 - e^(-2 eta h)).
 
 With eta = 0, seeds_2 is DPM-Solver++(2S) (Lu et al. 2022, arXiv:2211.01095, Algorithm 1) and
 seeds_3 the third-order singlestep exponential Runge-Kutta with stages at 1/3 and 2/3; their
-orders are 2 and 3. These samplers receive only sigma and assume the sigma space of eps / v / x0
-models. The step to sigma = 0 is the denoised estimate. Noise comes from `noise_sampler`, by
+orders are 2 and 3. On a flow model they run, as in ComfyUI, in its half log-SNR log((1 - sigma) /
+sigma) with every x0 term scaled by alpha = 1 - sigma, from sigma 1 moved to
+`common.finite_snr_sigmas`. The step to sigma = 0 is the denoised estimate. Noise comes from `noise_sampler`, by
 default the seeded per-step Gaussian noise of `common.noise_sampler_or_default`.
 """
 
@@ -25,8 +26,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .common import (Callback, Denoise, Denoiser, Sampler, bind_denoiser, lam_of, noise_sampler_or_default,
-                     step_loop)
+from .common import (Callback, Denoise, Denoiser, Frame, Sampler, bind_denoiser, finite_snr_sigmas, frame_of,
+                     noise_sampler_or_default, step_loop)
 from .quadrature import phi
 from ..noise import NoiseSampler
 
@@ -34,11 +35,12 @@ from ..noise import NoiseSampler
 class _ExponentialStep:
     """One step from sigma to sigma_next whose stages share the exact linear part and one Brownian path."""
 
-    def __init__(self, x: Tensor, sigma: Tensor, sigma_next: Tensor, eta: float, s_noise: float,
+    def __init__(self, frame: Frame, x: Tensor, sigma: Tensor, sigma_next: Tensor, eta: float, s_noise: float,
                  noise_sampler: NoiseSampler):
-        self.x, self.sigma, self.sigma_next, self.eta, self.s_noise = x, sigma, sigma_next, eta, s_noise
-        self.noise_sampler = noise_sampler
-        self.h = lam_of(float(sigma_next)) - lam_of(float(sigma))
+        self.frame, self.x, self.sigma, self.sigma_next, self.eta = frame, x, sigma, sigma_next, eta
+        self.s_noise, self.noise_sampler = s_noise, noise_sampler
+        self.lam = frame.half_log_snr(sigma)
+        self.h = float(frame.half_log_snr(sigma_next) - self.lam)
         self.h_eta = self.h * (1 + eta)
         self.inject = eta > 0 and s_noise > 0
         self.noise_fraction, self.noise_sigma, self.noise = 0.0, sigma, 0.0
@@ -50,7 +52,7 @@ class _ExponentialStep:
 
     def stage(self, fraction: float, x0_term: Tensor) -> tuple[Tensor, Tensor]:
         """(x, sigma) at `fraction` of the step in lambda, given the stage's x0 term."""
-        sigma = self.sigma * math.exp(-fraction * self.h)
+        sigma = self.frame.sigma_at(self.lam + fraction * self.h)
         return self._carry(fraction, sigma, x0_term), sigma
 
     def end(self, x0_term: Tensor) -> Tensor:
@@ -58,9 +60,9 @@ class _ExponentialStep:
         return self._carry(1.0, self.sigma_next, x0_term)
 
     def _carry(self, fraction: float, sigma: Tensor, x0_term: Tensor) -> Tensor:
-        """The linear part solved exactly to sigma, minus the x0 term, plus the Brownian path's noise there."""
-        return (sigma / self.sigma) * math.exp(-fraction * self.h * self.eta) * self.x - x0_term + self._noise(
-            fraction, sigma)
+        """The linear part solved exactly to sigma, minus alpha times the x0 term, plus the path's noise there."""
+        decayed = (sigma / self.sigma) * math.exp(-fraction * self.h * self.eta) * self.x
+        return decayed - self.frame.alpha(sigma) * x0_term + self._noise(fraction, sigma)
 
     def _noise(self, fraction: float, sigma: Tensor) -> Tensor | float:
         """The path's noise term at `fraction`: the previous one decayed there plus fresh noise for the sub-interval."""
@@ -83,9 +85,11 @@ def _seeds(stages: Stages, model: Denoiser, x: Tensor, sigmas: Tensor, extra_arg
     """One exponential Runge-Kutta step per interval; the step to sigma = 0 is the denoised estimate."""
     noise_sampler = noise_sampler_or_default(noise_sampler, x, extra_args)
     denoise = bind_denoiser(model, x, extra_args)
+    frame, sigmas = frame_of(extra_args), finite_snr_sigmas(sigmas, extra_args)
 
     def step(i: int, x: Tensor, denoised: Tensor) -> Tensor:
-        return stages(denoise, _ExponentialStep(x, sigmas[i], sigmas[i + 1], eta, s_noise, noise_sampler), denoised)
+        exponential_step = _ExponentialStep(frame, x, sigmas[i], sigmas[i + 1], eta, s_noise, noise_sampler)
+        return stages(denoise, exponential_step, denoised)
 
     return step_loop(step, denoise, x, sigmas, callback, disable)
 

@@ -14,12 +14,16 @@ B = B(-h) is -h for `uni_pc` (bh1) and e^-h - 1 for `uni_pc_bh2` (bh2). From ord
 cancels; the variants differ through the order-1 and order-2 shortcuts.
 
 Orders: UniPC-p (UniP-p corrected by UniC-p) is of order p + 1, 4 for the default order 3; the
-first steps warm up with p = 1, 2, ... A step to sigma = 0 is the denoised estimate (the
-h -> infinity limit of UniP-1; higher orders have no limit there). With lower_order_final, as in
-ComfyUI and diffusers, the last steps use p = ..., 2, 1, which steadies few-step sampling but
-leaves the last, uncorrected step first order, so the error falls as h^2 at fine steps; pass
-False for order p + 1 on schedules that stop above 0. The corrector reuses the next step's model
-call, so the NFE is N; the last step is not corrected.
+first steps warm up with p = 1, 2, ... With lower_order_final, as in ComfyUI and diffusers, the
+last steps use p = ..., 2, 1, which steadies few-step sampling but leaves the last, uncorrected
+step first order, so the error falls as h^2 at fine steps; pass False for order p + 1 on
+schedules that stop above 0. The corrector reuses the next step's model call, so the NFE is N;
+the last step is not corrected.
+
+As ComfyUI runs it (comfy/extra_samplers/uni_pc.py), so that the names give its numbers: a final
+sigma 0 is replaced by 0.001 (the last step is a UniP step to 0.001, not the denoised estimate),
+and the order is at most N - 1, so one step returns the input rescaled by sqrt(1 + sigma_last^2)
+/ sqrt(1 + sigma_0^2) (ComfyUI's variance-preserving state taken back at the last sigma).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from .common import Callback, Denoiser, Sampler, bind_denoiser, lam_of, notify, 
 from .quadrature import phi
 
 Variant = Literal["bh1", "bh2"]
+# ComfyUI's UniPC stops at this sigma instead of 0.
+FINAL_SIGMA = 0.001
 
 
 def _unipc_step(x: Tensor, sigma: float, sigma_next: float, history: deque[tuple[float, Tensor]], order: int,
@@ -70,8 +76,11 @@ def _uni_pc(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None,
         raise ValueError(f"uni_pc order must be 1, 2 or 3, got {order}")
     denoise = bind_denoiser(model, x, extra_args)
     sigma = sigmas.double().tolist()
+    if sigma[-1] == 0:
+        sigma[-1] = FINAL_SIGMA
     n = len(sigmas) - 1
-    history: deque[tuple[float, Tensor]] = deque(maxlen=order)  # (lambda, D), newest first
+    order = min(order, n - 1)
+    history: deque[tuple[float, Tensor]] = deque(maxlen=max(order, 1))  # (lambda, D), newest first
     x_prev, prev_order = None, 0
     for i in steps(n, disable):
         denoised = denoise(x, sigmas[i])
@@ -79,9 +88,8 @@ def _uni_pc(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None,
             x = _unipc_step(x_prev, sigma[i - 1], sigma[i], history, prev_order, variant, denoised)
         notify(callback, i, x, sigmas[i], sigmas[i], denoised)
         history.appendleft((lam_of(sigma[i]), denoised))
-        if sigma[i + 1] == 0:
-            x = denoised
-            continue
+        if order == 0:  # one step: ComfyUI takes none
+            return x * math.sqrt((1 + sigma[-1] ** 2) / (1 + sigma[0] ** 2))
         prev_order = min(order, len(history), n - i if lower_order_final else order)
         x_prev, x = x, _unipc_step(x, sigma[i], sigma[i + 1], history, prev_order, variant)
     return x
