@@ -18,20 +18,21 @@ from .sampling.model_sampling import ModelSampling, NetworkDenoiser
 
 @dataclass(frozen=True)
 class LatentFormat:
-    """A latent space: channel count, the VAE scale factor, and a linear latent -> RGB preview map."""
+    """A latent space: channel count, the VAE's shift and scale factor, and a linear latent -> RGB preview map."""
 
     channels: int = 4
     scale_factor: float = 1.0
     rgb_factors: tuple[tuple[float, ...], ...] | None = None  # [channels][3]
     rgb_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    shift: float = 0.0  # subtracted before scaling (SD3's and Flux's autoencoders have non-centred latents)
 
     def process_in(self, latent: Tensor) -> Tensor:
-        """Stored (unscaled) LATENT -> the model's space."""
-        return latent * self.scale_factor
+        """Stored (unscaled) LATENT -> the model's space: (latent - shift) * scale."""
+        return (latent - self.shift) * self.scale_factor
 
     def process_out(self, latent: Tensor) -> Tensor:
-        """The model's space -> stored (unscaled) LATENT."""
-        return latent / self.scale_factor
+        """The model's space -> stored (unscaled) LATENT: latent / scale + shift."""
+        return latent / self.scale_factor + self.shift
 
     def preview_rgb(self, latent: Tensor) -> Tensor:
         """A cheap [B, H, W, 3] image in 0..1 from a model-space latent (for live previews)."""

@@ -26,7 +26,7 @@ CONFIG_KEY = "sigmagraph.config"
 # SD's discrete schedule, which the demo model is trained on (discrete_model_sampling's defaults).
 SCHEDULE = {"beta_schedule": "scaled_linear", "linear_start": 0.00085, "linear_end": 0.012, "timesteps": 1000}
 # Where the UNet, the autoencoder and the text encoder are stored, in that order.
-PREFIXES = (DEMO.unet_prefix, DEMO.vae_prefix, DEMO.text_encoders[0].prefixes[0])
+PREFIXES = (DEMO.network_prefix, DEMO.vae_prefix, DEMO.text_encoders[0].prefixes[0])
 
 
 def demo_config(rgb_factors: tuple[tuple[float, ...], ...], rgb_bias: tuple[float, ...],
@@ -35,7 +35,7 @@ def demo_config(rgb_factors: tuple[tuple[float, ...], ...], rgb_bias: tuple[floa
     slot = DEMO.text_encoders[0]
     return {
         "family": DEMO.name,
-        "unet": asdict(DEMO.unet),
+        "unet": asdict(DEMO.network),
         "vae": asdict(DEMO.vae),
         "text_encoder": asdict(slot.config),
         "text_encoder_settings": asdict(slot.settings),

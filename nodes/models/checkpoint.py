@@ -30,7 +30,7 @@ import struct
 import zipfile
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -174,9 +174,12 @@ class PickleCheckpoint(Checkpoint):
             # torch's first sentence says what failed; the rest is advice about torch.load.
             reason = str(error).split(". ")[0] or type(error).__name__
             raise CheckpointError(f"{name}: not a readable checkpoint (truncated or corrupt: {reason})") from None
-        # Lightning checkpoints nest the weights under "state_dict" beside training state.
-        if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
-            loaded = loaded["state_dict"]
+        # Lightning checkpoints nest the weights under "state_dict" beside training state, basicsr's
+        # (ESRGAN upscalers) under "params_ema" or "params".
+        wrapper = next((key for key in ("state_dict", "params_ema", "params")
+                        if isinstance(loaded, dict) and isinstance(loaded.get(key), dict)), None)
+        if wrapper is not None:
+            loaded = loaded[wrapper]
         if not isinstance(loaded, dict):
             raise CheckpointError(f"{name}: holds a {type(loaded).__name__}, not a dictionary of tensors")
         super().__init__(name, {})
@@ -222,8 +225,11 @@ def open_checkpoint(path: Path | str, name: str | None = None) -> Checkpoint:
 
 @torch.no_grad()
 def load_weights(module: nn.Module, tensors: Iterable[tuple[str, Tensor]], dtype: torch.dtype, source: str,
-                 memory_format: torch.memory_format = torch.contiguous_format) -> None:
+                 memory_format: torch.memory_format = torch.contiguous_format,
+                 dtypes: Mapping[str, torch.dtype] | None = None) -> None:
     """Gives a module (built on the meta device) its weights: each (name, tensor) cast once into `dtype`.
+
+    `dtypes` gives some parameters another storage dtype by name (fp8 linear weights, weight_storage.py).
 
     Each tensor becomes memory of its own, contiguous (4-D kernels in `memory_format`), and is
     assigned to the parameter of that name, so the module holds its weights and nothing else.
@@ -245,7 +251,7 @@ def load_weights(module: nn.Module, tensors: Iterable[tuple[str, Tensor]], dtype
                                       f"{tuple(target.shape)}")
             tensor = tensor.reshape(target.shape)
         layout = memory_format if tensor.dim() == 4 else torch.contiguous_format
-        weights[name] = tensor.to(dtype=dtype, memory_format=layout, copy=True)
+        weights[name] = tensor.to(dtype=(dtypes or {}).get(name, dtype), memory_format=layout, copy=True)
     missing = targets.keys() - weights.keys()
     if missing:
         raise CheckpointError(f"{source}: {len(missing)} weight(s) missing, e.g. {', '.join(sorted(missing)[:3])}")

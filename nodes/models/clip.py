@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Collection, NamedTuple
+from typing import Collection, NamedTuple, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +30,19 @@ from .tokenizer import END_TOKEN, START_TOKEN, WINDOW_LENGTH, TokenWindows
 ACTIVATIONS = {
     "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),  # OpenAI CLIP's sigmoid approximation
     "gelu": F.gelu,  # exact (erf) GELU, as OpenCLIP's nn.GELU
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),  # SigLIP's
 }
+
+
+class TransformerSize(Protocol):
+    """What the transformer blocks read of a config: CLIPTextConfig, and clip_vision's CLIPVisionConfig."""
+
+    width: int
+    layers: int
+    heads: int
+    mlp_width: int
+    activation: str
+    layer_norm_eps: float
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,7 @@ class TextEncoderSettings:
     pad_token: int
     layer: int | None
     norm_hidden: bool
+    projected_pooled: bool = True  # False: the pooled output before the text projection (SD3's and Flux's CLIP-L)
 
 
 SD1_CLIP_L = TextEncoderSettings(pad_token=END_TOKEN, layer=None, norm_hidden=True)
@@ -88,9 +101,9 @@ class TextEncoderOutput(NamedTuple):
 
 
 class Attention(nn.Module):
-    """Causal multi-head self-attention with separate q/k/v projections."""
+    """Multi-head self-attention with separate q/k/v projections, causal for text."""
 
-    def __init__(self, config: CLIPTextConfig) -> None:
+    def __init__(self, config: TransformerSize) -> None:
         super().__init__()
         self.heads = config.heads
         self.q_proj = nn.Linear(config.width, config.width)
@@ -98,18 +111,18 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(config.width, config.width)
         self.out_proj = nn.Linear(config.width, config.width)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, causal: bool = True) -> Tensor:
         batch, tokens, width = x.shape
         q, k, v = (proj(x).view(batch, tokens, self.heads, -1).transpose(1, 2)
                    for proj in (self.q_proj, self.k_proj, self.v_proj))
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
         return self.out_proj(out.transpose(1, 2).reshape(batch, tokens, width))
 
 
 class MLP(nn.Module):
     """The feed-forward block: widen, activate, narrow."""
 
-    def __init__(self, config: CLIPTextConfig) -> None:
+    def __init__(self, config: TransformerSize) -> None:
         super().__init__()
         self.fc1 = nn.Linear(config.width, config.mlp_width)
         self.activation = ACTIVATIONS[config.activation]
@@ -120,17 +133,17 @@ class MLP(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    """A pre-LayerNorm transformer block."""
+    """A pre-LayerNorm transformer block (causal attention unless told otherwise)."""
 
-    def __init__(self, config: CLIPTextConfig) -> None:
+    def __init__(self, config: TransformerSize) -> None:
         super().__init__()
         self.layer_norm1 = nn.LayerNorm(config.width, eps=config.layer_norm_eps)
         self.self_attn = Attention(config)
         self.layer_norm2 = nn.LayerNorm(config.width, eps=config.layer_norm_eps)
         self.mlp = MLP(config)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.self_attn(self.layer_norm1(x))
+    def forward(self, x: Tensor, causal: bool = True) -> Tensor:
+        x = x + self.self_attn(self.layer_norm1(x), causal)
         return x + self.mlp(self.layer_norm2(x))
 
 
@@ -149,7 +162,7 @@ class Embeddings(nn.Module):
 class Encoder(nn.Module):
     """The stack of transformer blocks."""
 
-    def __init__(self, config: CLIPTextConfig) -> None:
+    def __init__(self, config: TransformerSize) -> None:
         super().__init__()
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.layers))
 
@@ -205,7 +218,8 @@ def encode(model: CLIPTextModel, windows: TokenWindows, settings: TextEncoderSet
 
     A weighted token becomes z_empty + w * (z - z_empty), where z_empty is the same position of
     the empty prompt (BOS, EOS, padding) encoded alongside; tokens of weight 1 are untouched.
-    The pooled output is the first window's, projected when the encoder has a projection.
+    The pooled output is the first window's, projected when the encoder has a projection and
+    `settings.projected_pooled` asks for it.
     """
     device = model.text_model.embeddings.token_embedding.weight.device
     ids = torch.tensor(windows.ids, dtype=torch.long, device=device)
@@ -218,10 +232,14 @@ def encode(model: CLIPTextModel, windows: TokenWindows, settings: TextEncoderSet
     hidden = out.hidden.float()
     cond = hidden[:len(windows.ids)]
     if weighted:
-        empty_hidden = hidden[-1]
-        cond = torch.where(weights != 1.0, (cond - empty_hidden) * weights + empty_hidden, cond)
-    pooled = out.projected if out.projected is not None else out.pooled
+        cond = weigh_tokens(cond, weights, hidden[-1])
+    pooled = out.projected if out.projected is not None and settings.projected_pooled else out.pooled
     return cond.reshape(1, -1, cond.shape[-1]), pooled[:1].float()
+
+
+def weigh_tokens(cond: Tensor, weights: Tensor, empty: Tensor) -> Tensor:
+    """ComfyUI's token weights: z_empty + w (z - z_empty) where w != 1; windows [k, T, D], the empty prompt's [T, D]."""
+    return torch.where(weights != 1.0, (cond - empty) * weights + empty, cond)
 
 
 _OPENCLIP_NAMES = {

@@ -86,10 +86,59 @@ def time_embedding(values: Tensor, batch: int) -> Tensor:
     return timestep_embedding(values.float().reshape(-1).expand(batch) * TIME_FACTOR, TIME_EMBEDDING_WIDTH)
 
 
-def image_ids(rows: int, cols: int) -> Tensor:
-    """Positions (0, row, column) of the patches of a rows x cols grid, row by row: [rows·cols, 3]."""
-    grid = torch.stack(torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij"), dim=-1).flatten(0, 1)
-    return torch.cat([torch.zeros_like(grid[:, :1]), grid], dim=-1).float()
+def image_ids(rows: int, cols: int, index: int = 0, row_offset: int = 0, col_offset: int = 0) -> Tensor:
+    """Positions (index, row, column) of the patches of a rows x cols grid, row by row: [rows·cols, 3]."""
+    grid = torch.stack(torch.meshgrid(torch.arange(rows) + row_offset, torch.arange(cols) + col_offset,
+                                      indexing="ij"), dim=-1).flatten(0, 1)
+    return torch.cat([torch.full_like(grid[:, :1], index), grid], dim=-1).float()
+
+
+def patchify(x: Tensor, patch_size: int) -> Tensor:
+    """Latents [B, C, H, W] (padded to whole patches) to tokens [B, rows·cols, C·p·p] of (channel, row, column)."""
+    x = pad_to_patches(x, patch_size)
+    batch, rows, cols = x.shape[0], x.shape[-2] // patch_size, x.shape[-1] // patch_size
+    patches = x.view(batch, -1, rows, patch_size, cols, patch_size).permute(0, 2, 4, 1, 3, 5)
+    return patches.reshape(batch, rows * cols, -1)
+
+
+REFERENCE_METHODS = ("offset", "index", "uxo")
+
+
+def reference_tokens(references: list[Tensor], method: str, latent_size: tuple[int, int],
+                     patch_size: int = 2) -> tuple[Tensor, Tensor]:
+    """Flux Kontext's reference latents as extra image tokens [1, N, C·p·p] and their positions [1, N, 3].
+
+    Where each reference sits, as ComfyUI places it (sizes in latent pixels, positions in patches):
+    "offset" (Kontext's default) puts all at index 1, each beside or below the ones before, along
+    the side that keeps the arrangement squarer; "index" gives reference k index k at the origin;
+    "uxo" keeps index 0 and offsets each diagonally past the sampled latent and the ones before.
+    """
+    if method not in REFERENCE_METHODS:
+        raise ValueError(f"unknown reference latents method {method!r}: expected one of {', '.join(REFERENCE_METHODS)}")
+
+    def patches(pixels: int) -> int:
+        return (pixels + patch_size // 2) // patch_size
+
+    height = width = index = 0
+    tokens, ids = [], []
+    for reference in references:
+        ref_height, ref_width = reference.shape[-2:]
+        if method == "index":
+            index, row_offset, col_offset = index + 1, 0, 0
+        elif method == "uxo":
+            row_offset = patches(latent_size[0]) * patch_size + height
+            col_offset = patches(latent_size[1]) * patch_size + width
+            height, width = height + ref_height, width + ref_width
+        else:
+            index, row_offset, col_offset = 1, 0, 0
+            if ref_height + height > ref_width + width:
+                col_offset = width
+            else:
+                row_offset = height
+            height, width = max(height, ref_height + row_offset), max(width, ref_width + col_offset)
+        tokens.append(patchify(reference[:1], patch_size))
+        ids.append(image_ids(patches(ref_height), patches(ref_width), index, patches(row_offset), patches(col_offset)))
+    return torch.cat(tokens, dim=1), torch.cat(ids)[None]
 
 
 class MLPEmbedder(nn.Module):
@@ -232,8 +281,8 @@ class Flux(nn.Module):
         self.single_blocks = nn.ModuleList(SingleStreamBlock(config) for _ in range(config.depth_single_blocks))
         self.final_layer = FinalLayer(hidden, config.out_channels)
 
-    def forward(self, x: Tensor, timesteps: Tensor, context: Tensor, y: Tensor,
-                guidance: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, timesteps: Tensor, context: Tensor, y: Tensor, guidance: Tensor | None = None,
+                ref_tokens: Tensor | None = None, ref_ids: Tensor | None = None) -> Tensor:
         """x [B, 16, H, W] at timesteps [B] (or one for all), T5 context [B, L, 4096], CLIP pooled y [B, 768].
 
         `timesteps` are sigma = t in [0, 1], as ComfyUI's ModelSamplingFlux passes them; the
@@ -241,14 +290,14 @@ class Flux(nn.Module):
         same unit). `guidance` [B] is the distilled guidance scale (e.g. 3.5), embedded the same
         way; dev models skip its embedding when it is None (as ComfyUI), schnell has none.
         Latents whose sides are odd are padded (circularly) and the output cropped back.
+        Kontext's reference images come as `ref_tokens` [B, N, C·p·p] at positions `ref_ids`
+        [B, N, 3] (`reference_tokens`): they join the image tokens and are dropped from the output.
         """
         config, batch = self.config, x.shape[0]
         height, width = x.shape[-2:]
         x = pad_to_patches(x, config.patch_size)
         rows, cols = x.shape[-2] // config.patch_size, x.shape[-1] // config.patch_size
-        # Each token's values are (channel, patch row, patch column).
-        patches = x.view(batch, -1, rows, config.patch_size, cols, config.patch_size).permute(0, 2, 4, 1, 3, 5)
-        img = self.img_in(patches.reshape(batch, rows * cols, -1))
+        img = self.img_in(patchify(x, config.patch_size))
         vec = self.time_in(time_embedding(timesteps, batch).to(x.dtype))
         if self.guidance_in is not None and guidance is not None:
             vec = vec + self.guidance_in(time_embedding(guidance, batch).to(x.dtype))
@@ -257,14 +306,17 @@ class Flux(nn.Module):
 
         # Text tokens all sit at position (0, 0, 0), image patches at (0, row, column). The angles
         # are computed on the CPU, which has float64 on every platform.
-        ids = torch.cat([torch.zeros(txt.shape[1], 3), image_ids(rows, cols)])
-        pe = tuple(t.to(x.device) for t in rope(ids[None], config.axes_dim, config.theta))
+        ids = torch.cat([torch.zeros(txt.shape[1], 3), image_ids(rows, cols)])[None]
+        if ref_tokens is not None:
+            img = torch.cat([img, self.img_in(ref_tokens.to(x.dtype))], dim=1)
+            ids = torch.cat([ids.expand(ref_ids.shape[0], -1, -1), ref_ids.float().cpu()], dim=1)
+        pe = tuple(t.to(x.device) for t in rope(ids, config.axes_dim, config.theta))
         for block in self.double_blocks:
             img, txt = block(img, txt, vec, pe)
         tokens = torch.cat([txt, img], dim=1)
         for block in self.single_blocks:
             tokens = block(tokens, vec, pe)
-        out = self.final_layer(tokens[:, txt.shape[1]:], vec)
+        out = self.final_layer(tokens[:, txt.shape[1]:txt.shape[1] + rows * cols], vec)
         out = out.view(batch, rows, cols, -1, config.patch_size, config.patch_size).permute(0, 3, 1, 4, 2, 5)
         return out.reshape(batch, -1, *x.shape[-2:])[..., :height, :width]
 

@@ -51,10 +51,11 @@ def cuda_free_bytes(device: torch.device) -> int:
 class ManagedModule(nn.Module):
     """One loaded module with its placement and applied patches (an nn.Module so its size is measurable)."""
 
-    def __init__(self, module: nn.Module, manager: "ModelManager"):
+    def __init__(self, module: nn.Module, manager: "ModelManager", compute_dtype: torch.dtype | None = None):
         super().__init__()
         self.module = module
         self.manager = manager
+        self.compute_dtype = compute_dtype  # None: that of the weights (not so when they are stored in fp8)
         self.on_compute_device = False
         self.applied: tuple[WeightPatch, ...] | None = ()  # None while a change is under way
         self.backups: dict[str, Tensor] = {}
@@ -66,8 +67,8 @@ class ManagedModule(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        """The dtype of the weights."""
-        return next(self.module.parameters()).dtype
+        """The dtype the module computes in: the weights' unless they are stored in another (fp8)."""
+        return self.compute_dtype or next(self.module.parameters()).dtype
 
     @torch.no_grad()
     def move(self, device: torch.device, on_compute_device: bool) -> None:
@@ -141,9 +142,9 @@ class ModelManager:
         self.lock = threading.RLock()
         self._loaded: OrderedDict[int, weakref.ref[ManagedModule]] = OrderedDict()
 
-    def register(self, module: nn.Module) -> ManagedModule:
-        """Takes charge of a module loaded on the offload device."""
-        return ManagedModule(module.eval().requires_grad_(False), self)
+    def register(self, module: nn.Module, compute_dtype: torch.dtype | None = None) -> ManagedModule:
+        """Takes charge of a module loaded on the offload device (computing in `compute_dtype`, default its weights')."""
+        return ManagedModule(module.eval().requires_grad_(False), self, compute_dtype)
 
     def loaded(self) -> list[ManagedModule]:
         """The live modules on the compute device, least recently used first."""

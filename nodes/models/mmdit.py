@@ -18,7 +18,7 @@ and 3.5 Medium a second, image-only attention in its first 13 x_blocks (attn2).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Collection, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -84,6 +84,20 @@ def pad_to_patches(x: Tensor, patch_size: int) -> Tensor:
     height, width = x.shape[-2:]
     padding = (0, -width % patch_size, 0, -height % patch_size)
     return F.pad(x, padding, mode="circular") if any(padding) else x
+
+
+def sincos_grid(width: int, size: int) -> Tensor:
+    """The fixed 2-D sin-cos positions [size², width] stored as `pos_embed` (MAE's, as Stability's checkpoints hold).
+
+    Half the channels encode the column, half the row (in that order, as the original's meshgrid
+    quirk has it); each half is [sin | cos] of the coordinate at frequencies 10000^(-k / (width/4)).
+    """
+    frequencies = 1.0 / 10000 ** (torch.arange(width // 4, dtype=torch.float64) / (width // 4))
+    rows, cols = torch.meshgrid(torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64),
+                                indexing="ij")
+    halves = [torch.cat([(axis.reshape(-1, 1) * frequencies).sin(), (axis.reshape(-1, 1) * frequencies).cos()], dim=1)
+              for axis in (cols, rows)]
+    return torch.cat(halves, dim=1).float()
 
 
 class FinalLayer(nn.Module):
@@ -234,8 +248,11 @@ class MMDiT(nn.Module):
         grid = self.pos_embed.unflatten(1, (size, size))
         return grid[:, top:top + rows, left:left + cols].flatten(1, 2)
 
-    def forward(self, x: Tensor, timesteps: Tensor, context: Tensor, y: Tensor) -> Tensor:
+    def forward(self, x: Tensor, timesteps: Tensor, context: Tensor, y: Tensor,
+                skip_blocks: Collection[int] = ()) -> Tensor:
         """x [B, C, H, W] at timesteps [B] (or one for all), T5/CLIP context [B, L, context_dim], pooled y [B, 2048].
+
+        `skip_blocks` are joint blocks left out (their streams pass on unchanged), for skip-layer guidance.
 
         `timesteps` are sigma·1000 (t in [0, 1] times 1000), as ComfyUI's ModelSamplingSD3 and
         diffusers' SD3 pipeline pass them; the embedding uses them unscaled. Latents whose sides
@@ -250,8 +267,9 @@ class MMDiT(nn.Module):
         c = self.t_embedder(timestep_embedding(timesteps, TIME_EMBEDDING_WIDTH).to(x.dtype))
         c = c + self.y_embedder(y.to(x.dtype))
         context = self.context_embedder(context.to(x.dtype))
-        for block in self.joint_blocks:
-            context, tokens = block(context, tokens, c)
+        for index, block in enumerate(self.joint_blocks):
+            if index not in skip_blocks:
+                context, tokens = block(context, tokens, c)
         patches = self.final_layer(tokens, c).view(x.shape[0], rows, cols, config.patch_size, config.patch_size,
                                                    config.out_channels)
         # Each token's values are (patch row, patch column, channel).

@@ -11,22 +11,26 @@ networks compute in their weights' dtype and hand float32 back.
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Mapping, Protocol, TypeVar
 
 import torch
 from torch import Tensor
 
 from ..diffusion_model import DiffusionModel
+from ..sampling.control import ActiveControls
 from ..sampling.guidance import Conditioning
 from ..sampling.model_sampling import Prediction, discrete_model_sampling
 from .checkpoint import CheckpointError
 from .clip import encode as encode_windows
-from .families import ModelFamily, TextEncoderSlot
+from .families import EncoderOutput, ModelFamily, TextEncoderSlot, TextJoin, concat_features
 from .lora import LoraLayer, LoraPatch, match_lora, text_encoder_aliases, unet_aliases
 from .manager import ManagedModule, ModuleHandle
-from .tokenizer import CLIPTokenizer, TokenWindows
+from .t5_text import encode as encode_t5
+from .tokenizer import TokenWindows
+from .unet import UNetModel
 from .vae import image_from_pixels, pixels_from_image
 
 log = logging.getLogger(__name__)
@@ -35,67 +39,96 @@ H = TypeVar("H", bound=ModuleHandle)
 Progress = Callable[[int, int], None]
 
 
-class UNetNetwork(ModuleHandle):
-    """A MODEL's network `net(x, timestep, c_crossattn, y)`: the UNet in its weights' dtype, float32 out."""
+class Tokenizer(Protocol):
+    """A text encoder's tokenizer (CLIPTokenizer, T5Tokenizer): prompts to weighted windows."""
+
+    def tokenize_with_weights(self, text: str) -> TokenWindows: ...
+
+
+class DiffusionNetwork(ModuleHandle):
+    """A MODEL's network `net(x, timestep, c_crossattn, **inputs)`: the module in its weights' dtype, float32 out.
+
+    The module is a UNet, MMDiT or Flux transformer; each takes (x, timesteps, context) and its own
+    keyword inputs (y, guidance), which are cast to the weights' dtype on the compute device.
+    `module_options` are further keyword arguments of this handle's calls (an MMDiT's skip_blocks).
+    """
+
+    module_options: Mapping[str, Any] = {}
 
     def __call__(self, x: Tensor, timestep: Tensor, c_crossattn: Tensor | None = None,
-                 y: Tensor | None = None) -> Tensor:
-        unet = self.use()
+                 control: ActiveControls | None = None, **inputs: Tensor) -> Tensor:
+        # ControlNet residuals first (sampling/control.py): running the ControlNet may move weights.
+        residuals = None if control is None else control.residuals(x, timestep, c_crossattn, inputs.get("y"))
+        network = self.use()
         device, dtype = self.device, self.dtype
 
         def cast(value: Tensor | None) -> Tensor | None:
             return None if value is None else value.to(device=device, dtype=dtype)
 
-        return unet(cast(x), timestep.to(device), cast(c_crossattn), cast(y)).float()
+        inputs = {name: cast(value) for name, value in inputs.items()}
+        if residuals is not None:
+            inputs["control"] = {key: [cast(value) for value in values] for key, values in residuals.items()}
+        return network(cast(x), timestep.to(device), cast(c_crossattn), **inputs, **self.module_options).float()
+
+    def with_module_options(self, **options: Any) -> "DiffusionNetwork":
+        """A copy of this handle whose calls pass `options` to the module (the same weights)."""
+        handle = copy.copy(self)
+        handle.module_options = {**self.module_options, **options}
+        return handle
 
     def prepare(self) -> None:
         """Readies the weights (device, patches) before sampling."""
         self.use()
 
 
-def diffusion_model(family: ModelFamily, network: UNetNetwork, prediction: Prediction | None = None) -> DiffusionModel:
-    """The MODEL of a family's UNet; `prediction` overrides the family's (e.g. a v-prediction SD1 fine-tune)."""
-    return DiffusionModel(network, discrete_model_sampling(prediction or family.prediction), family.latent_format,
-                          family.condition_inputs, family.name, network.prepare)
+def diffusion_model(family: ModelFamily, network: DiffusionNetwork,
+                    prediction: Prediction | None = None) -> DiffusionModel:
+    """The MODEL of a family's network; `prediction` overrides a discrete family's (e.g. a v-prediction SD1 fine-tune)."""
+    return DiffusionModel(network, family.model_sampling(prediction), family.latent_format, family.condition_inputs,
+                          family.name, network.prepare)
 
 
 class TextEncoder(ModuleHandle):
     """One text encoder of a CLIP: its weights (a handle), its slot in the family and its tokenizer."""
 
-    def __init__(self, managed: ManagedModule, slot: TextEncoderSlot, tokenizer: CLIPTokenizer):
+    def __init__(self, managed: ManagedModule, slot: TextEncoderSlot, tokenizer: Tokenizer):
         super().__init__(managed)
         self.slot = slot
         self.tokenizer = tokenizer
 
+    def encode(self, windows: TokenWindows, layer: int | None) -> EncoderOutput:
+        """(cond, pooled or None) of tokenized text, float32 on the CPU; None for no windows (an omitted prompt).
+
+        `layer` (CLIPSetLastLayer's) replaces a CLIP's output layer; T5 always gives its last.
+        """
+        if not windows.ids:
+            return None
+        if self.slot.is_t5:
+            return encode_t5(self.use(), windows).cpu(), None
+        settings = self.slot.settings if layer is None else replace(self.slot.settings, layer=layer)
+        cond, pooled = encode_windows(self.use(), windows, settings)
+        return cond.cpu(), pooled.cpu()
+
 
 @dataclass(frozen=True, eq=False)
 class CLIP:
-    """A CLIP: the text encoders of a family, whose outputs are joined along the features.
+    """A CLIP: the text encoders of a family, whose outputs the family's `join` combines.
 
-    `layer` is CLIPSetLastLayer's choice for every encoder (None: each encoder's own setting).
+    `layer` is CLIPSetLastLayer's choice for every CLIP encoder (None: each encoder's own setting).
     """
 
     parts: tuple[TextEncoder, ...]
     family: str
+    join: TextJoin = concat_features
     layer: int | None = None
 
     def tokenize(self, text: str) -> dict[str, TokenWindows]:
-        """Each encoder's 77-token windows of a (weighted) prompt, by slot name."""
+        """Each encoder's windows of a (weighted) prompt, by slot name."""
         return {part.slot.name: part.tokenizer.tokenize_with_weights(text) for part in self.parts}
 
     def encode_tokens(self, tokens: dict[str, TokenWindows]) -> tuple[Tensor, Tensor]:
-        """(cond [1, 77k, sum of widths], pooled [1, …] of the last encoder), float32 on the CPU.
-
-        Encoders joined along the features are cut to their shortest token count, as ComfyUI's
-        SDXL does; prompts tokenized together always have equal counts.
-        """
-        outputs = []
-        for part in self.parts:
-            settings = part.slot.settings if self.layer is None else replace(part.slot.settings, layer=self.layer)
-            outputs.append(encode_windows(part.use(), tokens[part.slot.name], settings))
-        length = min(cond.shape[1] for cond, _ in outputs)
-        cond = torch.cat([cond[:, :length] for cond, _ in outputs], dim=-1)
-        return cond.cpu(), outputs[-1][1].cpu()
+        """(cond [1, tokens, width], pooled [1, …]) of each encoder's windows, joined as the family does; float32, CPU."""
+        return self.join({part.slot.name: part.encode(tokens[part.slot.name], self.layer) for part in self.parts})
 
     def encode(self, text: str, **options: Any) -> Conditioning:
         """CLIPTextEncode: a prompt as CONDITIONING, with the pooled output and `options` in its dict."""
@@ -103,11 +136,19 @@ class CLIP:
         return [[cond, {"pooled_output": pooled, **options}]]
 
     def with_last_layer(self, layer: int) -> "CLIP":
-        """CLIPSetLastLayer: every encoder's output taken after block `layer` (-1 the last)."""
+        """CLIPSetLastLayer: every CLIP encoder's output taken after block `layer` (-1 the last)."""
         return replace(self, layer=layer)
 
+    def part(self, name: str) -> TextEncoder:
+        """The encoder of a slot ("clip_l", "t5xxl"…); an error naming the ones this CLIP has."""
+        for part in self.parts:
+            if part.slot.name == name:
+                return part
+        raise ValueError(f"this CLIP ({self.family}) has no {name} encoder; it has "
+                         f"{', '.join(part.slot.name for part in self.parts) or 'none'}")
 
-def padded_windows(windows: TokenWindows, count: int, tokenizer: CLIPTokenizer) -> TokenWindows:
+
+def padded_windows(windows: TokenWindows, count: int, tokenizer: Tokenizer) -> TokenWindows:
     """The windows followed by windows of the empty prompt up to `count` (how ComfyUI evens SDXL's L and G)."""
     empty = tokenizer.tokenize_with_weights("")
     extra = count - len(windows.ids)
@@ -178,7 +219,7 @@ def apply_lora(layers: Mapping[str, LoraLayer], source: str, model: DiffusionMod
         return handle.with_patches(LoraPatch(adapter, strength)) if adapter.layers else handle
 
     if model is not None:
-        if not isinstance(model.network, UNetNetwork):
+        if not isinstance(model.network, DiffusionNetwork) or not isinstance(model.network.managed.module, UNetModel):
             raise CheckpointError(f"{source}: this MODEL ({model.family}) has no UNet weights a LoRA can patch")
         network = patched(model.network, unet_aliases(model.network.managed.module), strength_model)
         if network is not model.network:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,7 @@ class T5Config:
 
 
 T5_XXL = T5Config()
+V = TypeVar("V")
 
 
 def relative_position_buckets(length: int, num_buckets: int, max_distance: int, device: torch.device) -> Tensor:
@@ -169,8 +170,8 @@ class T5EncoderModel(nn.Module):
         return self.encoder.final_layer_norm(x)
 
 
-def canonical_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """A stored T5 encoder (keys without their file prefix) in our layout.
+def canonical_state_dict(state_dict: Mapping[str, V]) -> dict[str, V]:
+    """A stored T5 encoder (keys without their file prefix) in our layout (values of any kind: tensors, or file keys).
 
     transformers ties `encoder.embed_tokens` to `shared` and files keep one or both: the
     embedding is kept once, as `shared`.

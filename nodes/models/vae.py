@@ -1,9 +1,10 @@
-"""The KL-f8 autoencoder (ldm `AutoencoderKL`) of SD 1.x, SD 2.x and SDXL, with tiled encode and decode.
+"""The KL-f8 autoencoder (ldm `AutoencoderKL`) of SD 1.x, 2.x, XL, 3.x and Flux, with tiled encode and decode.
 
 Read top to bottom: the config and presets, the latent and image conventions, the blocks
 (ResnetBlock, AttnBlock, Downsample, Upsample), Encoder and Decoder, the autoencoder, tiling.
 Parameter names are those of the original checkpoints under `first_stage_model.` (encoder.down.N…,
 encoder.mid.attn_1.q/k/v/proj_out as 1x1 convs, decoder.up.N…, quant_conv, post_quant_conv).
+SD3's and Flux's autoencoders have 16 latent channels and no quant_conv / post_quant_conv.
 
 Conventions, as in ComfyUI:
 - The autoencoder maps pixels [B, 3, H, W] in [-1, 1] to latents [B, 4, H/8, W/8] and back.
@@ -35,6 +36,7 @@ class VAEConfig:
     z_channels: int = 4
     embed_dim: int = 4
     norm_groups: int = 32  # GroupNorm groups (diffusers' norm_num_groups); no tensor shape reveals it
+    use_quant_conv: bool = True  # the 1x1 quant_conv / post_quant_conv around the latent (none in SD3's and Flux's)
 
     @property
     def downscale(self) -> int:
@@ -43,6 +45,8 @@ class VAEConfig:
 
 
 SD_VAE = VAEConfig()  # SD 1.x, 2.x and SDXL alike: the same architecture, each with its own weights
+# SD3's and Flux's: 16 latent channels, no quant convs (each family with its own weights).
+SD3_VAE = VAEConfig(z_channels=16, embed_dim=16, use_quant_conv=False)
 
 
 def pixels_from_image(image: Tensor) -> Tensor:
@@ -121,6 +125,17 @@ class Upsample(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self._phases: tuple[tuple, Tensor, Tensor] | None = None  # (weight identity, kernels, bias)
+
+    def phase_kernels(self) -> tuple[Tensor, Tensor]:
+        """The four phases' 2x2 kernels stacked [4 * out, in, 2, 2] and their bias, kept until the weights change."""
+        weight, bias = self.conv.weight, self.conv.bias
+        identity = (weight.data_ptr(), weight._version, bias.data_ptr(), bias._version, weight.dtype, weight.device)
+        if self._phases is None or self._phases[0] != identity:
+            taps = torch.tensor(PHASE_TAPS, device=weight.device)
+            kernels = torch.einsum("aik,bjl,ockl->abocij", taps, taps, weight.float()).flatten(0, 2).to(weight.dtype)
+            self._phases = (identity, kernels.contiguous(memory_format=torch.channels_last), bias.repeat(4))
+        return self._phases[1], self._phases[2]
 
     def forward(self, x: Tensor) -> Tensor:
         # conv(upsample(x)) without the 4x larger upsampled image: the 3x3 window of an output pixel
@@ -128,12 +143,11 @@ class Upsample(nn.Module):
         # column parity (its phase), so each phase is a 2x2 convolution of x with summed taps. The
         # four run as one convolution with 4x the output channels, and are then interleaved: 4
         # multiply-adds per output pixel and channel pair instead of 9, for the same sums.
-        weight, channels = self.conv.weight, self.conv.out_channels
-        taps = torch.tensor(PHASE_TAPS, device=weight.device)
-        kernels = torch.einsum("aik,bjl,ockl->abocij", taps, taps, weight.float()).flatten(0, 2).to(weight.dtype)
+        channels = self.conv.out_channels
+        kernels, bias = self.phase_kernels()
         # With padding 1, position (i, j) of a 2x2 convolution sees x[i-1:i+1, j-1:j+1]; output pixel
         # (2i+a, 2j+b) needs x[i-1+a:i+1+a, j-1+b:j+1+b], position (i+a, j+b) of its phase (a, b).
-        phases = F.conv2d(x, kernels, self.conv.bias.repeat(4), padding=1).unflatten(1, (4, channels))
+        phases = F.conv2d(x, kernels, bias, padding=1).unflatten(1, (4, channels))
         batch, _, height, width = x.shape
         layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
         out = torch.empty(batch, channels, 2 * height, 2 * width, dtype=phases.dtype, device=x.device,
@@ -237,8 +251,9 @@ class AutoencoderKL(nn.Module):
         self.config = config
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
-        self.quant_conv = nn.Conv2d(2 * config.z_channels, 2 * config.embed_dim, 1)
-        self.post_quant_conv = nn.Conv2d(config.embed_dim, config.z_channels, 1)
+        quant = config.use_quant_conv
+        self.quant_conv = nn.Conv2d(2 * config.z_channels, 2 * config.embed_dim, 1) if quant else nn.Identity()
+        self.post_quant_conv = nn.Conv2d(config.embed_dim, config.z_channels, 1) if quant else nn.Identity()
 
     def encode(self, pixels: Tensor) -> Tensor:
         """Pixels [B, 3, H, W] in [-1, 1] to latent means [B, embed_dim, H/8, W/8] (centre-cropped to x8)."""

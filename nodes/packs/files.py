@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 from sigmagraph.engine import Config
 from sigmagraph.engine.paths import UnsafePath, list_files, safe_join
@@ -25,14 +25,23 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".
 
 
 PACKAGED_MODELS: dict[str, dict[str, Path]] = {"checkpoints": {DEMO_CHECKPOINT.name: DEMO_CHECKPOINT}}
+# A kind of model file lives in one folder, or in several: the current one first, then legacy ones
+# (("diffusion_models", "unet"), ("text_encoders", "clip")), listed together as ComfyUI does.
+Folders = Union[str, tuple[str, ...]]
 
 
-def model_files(folder: str) -> Callable[[Config | None], list[str]]:
-    """A Combo's choices: the model files under models/<folder>, and the packaged ones of that folder."""
+def _folders(folders: Folders) -> tuple[str, ...]:
+    return (folders,) if isinstance(folders, str) else folders
+
+
+def model_files(folders: Folders) -> Callable[[Config | None], list[str]]:
+    """A Combo's choices: the model files under models/<folder> for each folder, and the packaged ones."""
     def choices(config: Config | None = None) -> list[str]:
-        found = list_files(Path((config or Config()).models_dir) / folder, MODEL_EXTENSIONS)
-        packaged = [name for name, path in PACKAGED_MODELS.get(folder, {}).items() if path.is_file()]
-        return sorted(set(found) | set(packaged))
+        models_dir = Path((config or Config()).models_dir)
+        found = {name for folder in _folders(folders) for name in list_files(models_dir / folder, MODEL_EXTENSIONS)}
+        packaged = {name for folder in _folders(folders) for name, path in PACKAGED_MODELS.get(folder, {}).items()
+                    if path.is_file()}
+        return sorted(found | packaged)
     return choices
 
 
@@ -47,15 +56,21 @@ def model_path(models_dir: Path | str, folder: str, name: str) -> Path:
     return path
 
 
-def model_file(config: Config, folder: str, name: str) -> Path:
-    """The model file `name` of models/<folder>, else the packaged model of that name."""
-    try:
-        return model_path(config.models_dir, folder, name)
-    except CheckpointError:
-        packaged = PACKAGED_MODELS.get(folder, {}).get(name)
-        if packaged is not None and packaged.is_file():
-            return packaged
-        raise
+def model_file(config: Config, folders: Folders, name: str) -> Path:
+    """The model file `name` of the first of models/<folder> holding it, else the packaged model of that name."""
+    errors = []
+    for folder in _folders(folders):
+        try:
+            return model_path(config.models_dir, folder, name)
+        except CheckpointError as error:
+            errors.append(error)
+            packaged = PACKAGED_MODELS.get(folder, {}).get(name)
+            if packaged is not None and packaged.is_file():
+                return packaged
+    if len(errors) == 1:
+        raise errors[0]
+    raise CheckpointError(f"{name!r} not found in {' or '.join(f'models/{folder}' for folder in _folders(folders))} "
+                          f"({config.models_dir})")
 
 
 def input_files(extensions: tuple[str, ...]) -> Callable[[Config | None], list[str]]:
@@ -65,10 +80,10 @@ def input_files(extensions: tuple[str, ...]) -> Callable[[Config | None], list[s
     return choices
 
 
-def model_file_fingerprint(folder: str, *inputs: str) -> Callable[..., Any]:
+def model_file_fingerprint(folders: Folders, *inputs: str) -> Callable[..., Any]:
     """A node fingerprint: [size, mtime] of the model files named by the given inputs."""
     def fingerprint(config: Config, **values: Any) -> list[list[int]]:
-        stats = [model_file(config, folder, values[name]).stat() for name in inputs]
+        stats = [model_file(config, folders, values[name]).stat() for name in inputs]
         return [[stat.st_size, stat.st_mtime_ns] for stat in stats]
     return fingerprint
 

@@ -18,7 +18,7 @@ from sigmagraph.engine import Combo, Float, Hidden, Int, NodeOutput, RunContext,
 from sigmagraph.engine.paths import next_output_path
 
 from ..models.checkpoint import CheckpointError, SafetensorsCheckpoint
-from ..models.families import SD_LATENT
+from ..models.families import SD3_LATENT, SD_LATENT
 from ..resize import CROP_METHODS, LATENT_METHODS, resize
 from .files import input_file_fingerprint, input_files, input_path
 from .types import MAX_RESOLUTION, SOCKET_TYPES  # noqa: F401 - SOCKET_TYPES registers the socket types
@@ -33,6 +33,14 @@ def EmptyLatentImage(width: int = Int(512, **SIZE), height: int = Int(512, **SIZ
                      batch_size: int = Int(1, min=1, max=4096)):
     """A batch of zero latents for a width x height image (4 channels, 1/8 of the size)."""
     return {"samples": torch.zeros([batch_size, 4, height // 8, width // 8])}
+
+
+@node(returns=["LATENT"], category="latent/sd3", display_name="EmptySD3LatentImage")
+def EmptySD3LatentImage(width: int = Int(1024, min=16, max=MAX_RESOLUTION, step=16),
+                        height: int = Int(1024, min=16, max=MAX_RESOLUTION, step=16),
+                        batch_size: int = Int(1, min=1, max=4096)):
+    """A batch of zero latents for SD3's and Flux's 16-channel autoencoder (1/8 of the size)."""
+    return {"samples": torch.zeros([batch_size, SD3_LATENT.channels, height // 8, width // 8])}
 
 
 @node(returns=["LATENT"], category="latent/inpaint", display_name="Set Latent Noise Mask")

@@ -1,9 +1,9 @@
 """Loader nodes: checkpoints, diffusion models, VAEs, text encoders and LoRAs (ComfyUI's names and inputs).
 
-Files come from the models folder's subfolders (checkpoints/, unet/, vae/, clip/, loras/); a
-node re-runs when its file's size or modification time changes. A file that cannot be used —
-missing, outside its folder, truncated, unsafe, of an unknown family — fails the node with an
-error naming it.
+Files come from the models folder's subfolders (checkpoints/, diffusion_models/ and the legacy
+unet/, vae/, text_encoders/ and the legacy clip/, loras/); a node re-runs when its file's size or
+modification time changes. A file that cannot be used — missing, outside its folder, truncated,
+unsafe, of an unknown family — fails the node with an error naming it.
 """
 
 from __future__ import annotations
@@ -14,22 +14,39 @@ from sigmagraph.engine import Combo, Config, Float, Hidden, RunContext, Socket, 
 
 from ..models.checkpoint import open_checkpoint
 from ..models.devices import compute_device, parse_dtype
-from ..models.families import FAMILIES, SDXL
+from ..models.families import FAMILIES, FLUX_DEV_FAMILY, SD3, SDXL, ModelFamily
 from ..models.loading import load_checkpoint, load_text_encoders, load_unet, load_vae
 from ..models.lora import LoraLayer, read_lora
-from ..models.runtime import apply_lora
+from ..models.runtime import CLIP, apply_lora
 from .files import model_file, model_file_fingerprint, model_files
 from .types import SOCKET_TYPES  # noqa: F401 - registers the socket types with this pack
 
 STRENGTH = dict(min=-100.0, max=100.0, step=0.01)
-# The families each `type` of CLIPLoader / DualCLIPLoader may load (the files' widths pick one).
-CLIP_TYPES = {"stable_diffusion": FAMILIES}
-DUAL_CLIP_TYPES = {"sdxl": (SDXL,)}
+DIFFUSION_MODELS = ("diffusion_models", "unet")  # the current folder, then the legacy one
+TEXT_ENCODERS = ("text_encoders", "clip")
+# The families each `type` of CLIPLoader / DualCLIPLoader may load (the files' widths and layouts pick one).
+CLIP_TYPES = {"stable_diffusion": FAMILIES, "sd3": (SD3,)}
+DUAL_CLIP_TYPES = {"sdxl": (SDXL,), "sd3": (SD3,), "flux": (FLUX_DEV_FAMILY,)}
+# ComfyUI's fp8 weight_dtype choices. "_fast" asks ComfyUI for fp8 matrix products on GPUs that have
+# them; here it stores the weights as fp8_e4m3fn does.
+FP8_STORAGE = {"fp8_e4m3fn": torch.float8_e4m3fn, "fp8_e4m3fn_fast": torch.float8_e4m3fn, "fp8_e5m2": torch.float8_e5m2}
+# Where text encoders compute: the configured device, or the CPU (ComfyUI's optional `device` input).
+DEVICE = Combo(["default", "cpu"], default="default", optional=True)
 
 
 def placement(config: Config) -> tuple[torch.device, torch.dtype | None]:
     """The compute device and the weight dtype the configuration asks for (None: the device's own)."""
     return compute_device(config.device), parse_dtype(config.dtype) if config.dtype is not None else None
+
+
+def text_encoder_placement(config: Config, device: str) -> tuple[torch.device, torch.dtype | None]:
+    """`placement`, or the CPU (in float32) when a loader's `device` input says "cpu"."""
+    return (torch.device("cpu"), None) if device == "cpu" else placement(config)
+
+
+def _load_text_encoders(ctx: RunContext, names: list[str], device: str, families: tuple[ModelFamily, ...]) -> CLIP:
+    files = [(model_file(ctx.config, TEXT_ENCODERS, name), name) for name in names]
+    return load_text_encoders(files, *text_encoder_placement(ctx.config, device), families=families)
 
 
 @node(returns=["MODEL", "CLIP", "VAE"], category="loaders", display_name="Load Checkpoint",
@@ -42,43 +59,56 @@ def CheckpointLoaderSimple(ckpt_name=Combo(model_files("checkpoints"), files_in=
 
 
 @node(returns=["MODEL"], category="advanced/loaders", display_name="Load Diffusion Model",
-      fingerprint=model_file_fingerprint("unet", "unet_name"))
-def UNETLoader(unet_name=Combo(model_files("unet"), files_in="models/unet"),
-               weight_dtype=Combo(["default", "fp32", "fp16", "bf16"], default="default",
-                                  tooltip="default: float32 on the CPU, float16 on CUDA (or --dtype)"),
+      fingerprint=model_file_fingerprint(DIFFUSION_MODELS, "unet_name"))
+def UNETLoader(unet_name=Combo(model_files(DIFFUSION_MODELS), files_in="models/diffusion_models"),
+               weight_dtype=Combo(["default", *FP8_STORAGE, "fp32", "fp16", "bf16"], default="default",
+                                  tooltip="default: float32 on the CPU, float16 on CUDA (or --dtype), fp8 files kept "
+                                          "in fp8; fp8_*: linear weights stored in fp8 and up-cast layer by layer"),
                ctx: RunContext = Hidden.CONTEXT):
-    """Loads a diffusion model (UNet) alone; the family is detected from its shapes."""
+    """Loads a diffusion model (UNet, MMDiT or Flux transformer) alone; the family is detected from its keys and shapes."""
     device, dtype = placement(ctx.config)
-    if weight_dtype != "default":
-        dtype = parse_dtype(weight_dtype)
-    return load_unet(model_file(ctx.config, "unet", unet_name), unet_name, device, dtype)
+    path = model_file(ctx.config, DIFFUSION_MODELS, unet_name)
+    if weight_dtype in FP8_STORAGE:
+        return load_unet(path, unet_name, device, dtype, storage=FP8_STORAGE[weight_dtype])
+    return load_unet(path, unet_name, device, dtype if weight_dtype == "default" else parse_dtype(weight_dtype))
 
 
 @node(returns=["VAE"], category="loaders", display_name="Load VAE", fingerprint=model_file_fingerprint("vae", "vae_name"))
 def VAELoader(vae_name=Combo(model_files("vae"), files_in="models/vae"), ctx: RunContext = Hidden.CONTEXT):
-    """Loads a KL autoencoder (a VAE file, or the VAE inside a checkpoint)."""
+    """Loads a KL autoencoder (4 or 16 latent channels: a VAE file, or the VAE inside a checkpoint)."""
     return load_vae(model_file(ctx.config, "vae", vae_name), vae_name, *placement(ctx.config))
 
 
 @node(returns=["CLIP"], category="advanced/loaders", display_name="Load CLIP",
-      fingerprint=model_file_fingerprint("clip", "clip_name"))
-def CLIPLoader(clip_name=Combo(model_files("clip"), files_in="models/clip"),
+      fingerprint=model_file_fingerprint(TEXT_ENCODERS, "clip_name"))
+def CLIPLoader(clip_name=Combo(model_files(TEXT_ENCODERS), files_in="models/text_encoders"),
                type=Combo(list(CLIP_TYPES), default="stable_diffusion",
-                          tooltip="CLIP-L: SD 1.x, OpenCLIP-H: SD 2.x, bigG: the SDXL refiner (from its width)"),
-               ctx: RunContext = Hidden.CONTEXT):
-    """Loads one text encoder; which model family it serves is read from its width."""
-    return load_text_encoders([(model_file(ctx.config, "clip", clip_name), clip_name)], *placement(ctx.config),
-                              families=CLIP_TYPES[type])
+                          tooltip="stable_diffusion: CLIP-L (SD 1.x), OpenCLIP-H (SD 2.x) or bigG (the SDXL refiner), "
+                                  "from its width; sd3: one of SD3's CLIP-L, bigG and T5-XXL"),
+               device=DEVICE, ctx: RunContext = Hidden.CONTEXT):
+    """Loads one text encoder; which model family it serves is read from its width or layout."""
+    return _load_text_encoders(ctx, [clip_name], device, CLIP_TYPES[type])
 
 
 @node(returns=["CLIP"], category="advanced/loaders", display_name="DualCLIPLoader",
-      fingerprint=model_file_fingerprint("clip", "clip_name1", "clip_name2"))
-def DualCLIPLoader(clip_name1=Combo(model_files("clip"), files_in="models/clip"),
-                   clip_name2=Combo(model_files("clip"), files_in="models/clip"),
-                   type=Combo(list(DUAL_CLIP_TYPES), default="sdxl"), ctx: RunContext = Hidden.CONTEXT):
-    """Loads SDXL's two text encoders, CLIP-L and bigG, in either order."""
-    files = [(model_file(ctx.config, "clip", name), name) for name in (clip_name1, clip_name2)]
-    return load_text_encoders(files, *placement(ctx.config), families=DUAL_CLIP_TYPES[type])
+      fingerprint=model_file_fingerprint(TEXT_ENCODERS, "clip_name1", "clip_name2"))
+def DualCLIPLoader(clip_name1=Combo(model_files(TEXT_ENCODERS), files_in="models/text_encoders"),
+                   clip_name2=Combo(model_files(TEXT_ENCODERS), files_in="models/text_encoders"),
+                   type=Combo(list(DUAL_CLIP_TYPES), default="sdxl",
+                              tooltip="sdxl: CLIP-L + bigG; sd3: two of CLIP-L, bigG and T5-XXL; flux: CLIP-L + T5-XXL"),
+                   device=DEVICE, ctx: RunContext = Hidden.CONTEXT):
+    """Loads a family's two text encoders, in either order."""
+    return _load_text_encoders(ctx, [clip_name1, clip_name2], device, DUAL_CLIP_TYPES[type])
+
+
+@node(returns=["CLIP"], category="advanced/loaders", display_name="TripleCLIPLoader",
+      fingerprint=model_file_fingerprint(TEXT_ENCODERS, "clip_name1", "clip_name2", "clip_name3"))
+def TripleCLIPLoader(clip_name1=Combo(model_files(TEXT_ENCODERS), files_in="models/text_encoders"),
+                     clip_name2=Combo(model_files(TEXT_ENCODERS), files_in="models/text_encoders"),
+                     clip_name3=Combo(model_files(TEXT_ENCODERS), files_in="models/text_encoders"),
+                     ctx: RunContext = Hidden.CONTEXT):
+    """Loads SD3's three text encoders, CLIP-L, bigG and T5-XXL, in any order."""
+    return _load_text_encoders(ctx, [clip_name1, clip_name2, clip_name3], "default", (SD3,))
 
 
 def _lora_layers(ctx: RunContext, lora_name: str) -> dict[str, LoraLayer]:

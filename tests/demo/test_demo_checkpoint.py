@@ -29,7 +29,7 @@ PREFIXES = ("model.diffusion_model.", "first_stage_model.", "cond_stage_model.tr
 
 def random_demo_modules(seed: int = 0):
     slot = DEMO.text_encoders[0]
-    return (init_random_(empty_module(UNetModel, DEMO.unet), seed),
+    return (init_random_(empty_module(UNetModel, DEMO.network), seed),
             init_random_(empty_module(AutoencoderKL, DEMO.vae), seed),
             init_random_(empty_module(CLIPTextModel, slot.config), seed))
 
@@ -50,7 +50,7 @@ def test_the_metadata_records_what_the_family_declares():
     config = read_config()
     reference = demo_config(config["latent"]["rgb_factors"], config["latent"]["rgb_bias"], config["training"])
     assert config == json.loads(json.dumps(reference))  # as JSON stores it: tuples become lists
-    assert config["unet"]["norm_groups"] == DEMO.unet.norm_groups == 8 and config["prediction"] == "v_prediction"
+    assert config["unet"]["norm_groups"] == DEMO.network.norm_groups == 8 and config["prediction"] == "v_prediction"
     # The preview map the family declares is the one training fitted and stored.
     assert torch.allclose(torch.tensor(config["latent"]["rgb_factors"]), torch.tensor(DEMO_LATENT.rgb_factors))
     assert torch.allclose(torch.tensor(config["latent"]["rgb_bias"]), torch.tensor(DEMO_LATENT.rgb_bias))
@@ -64,7 +64,7 @@ def test_the_metadata_records_what_the_family_declares():
 def test_detection_reads_the_declared_sizes_from_the_file():
     with open_checkpoint(DEMO_CHECKPOINT) as checkpoint:
         family, unet_config, prefix = detect(checkpoint)
-    assert family is DEMO and unet_config == DEMO.unet and prefix == "model.diffusion_model."
+    assert family is DEMO and unet_config == DEMO.network and prefix == "model.diffusion_model."
 
 
 def test_the_family_mark_decides_and_its_absence_is_explained(tmp_path):

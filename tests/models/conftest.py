@@ -17,7 +17,7 @@ from sigmagraph.nodes.models.clip import VIT_BIGG14, VIT_L14, CLIPTextModel
 from sigmagraph.nodes.models.families import SD1, SDXL
 from sigmagraph.nodes.models.manager import ModelManager
 from sigmagraph.nodes.models.module_init import empty_module, init_random_
-from sigmagraph.nodes.models.runtime import CLIP, TextEncoder, UNetNetwork, diffusion_model
+from sigmagraph.nodes.models.runtime import CLIP, TextEncoder, DiffusionNetwork, diffusion_model
 from sigmagraph.nodes.models.tokenizer import CLIPTokenizer
 from sigmagraph.nodes.models.unet import SD1_UNET, UNetModel
 
@@ -41,6 +41,7 @@ class RandomModels:
     def __init__(self, root: Path):
         self.root = root
         self.tool = load_tool()
+        self._split: dict[str, dict[str, Path]] = {}
 
     def checkpoint(self, layout: str) -> str:
         """The name (in models/checkpoints) of the random checkpoint of a layout ("sd15", "sdxl-small")."""
@@ -49,6 +50,27 @@ class RandomModels:
         if not path.exists():
             self.tool.write_random_checkpoint(path, layout, seed=0)
         return name
+
+
+    def flow_checkpoint(self, family: str, name: str | None = None) -> str:
+        """The name (in models/checkpoints) of a tiny single file of a flow family ("sd3", "flux-dev"...)."""
+        name = name or f"tiny-{family}.safetensors"
+        path = self.root / "checkpoints" / name
+        if not path.exists():
+            self.tool.write_flow_checkpoint(path, family, seed=0, **TINY_FLOW[family])
+        return name
+
+    def flow_split(self, family: str) -> dict[str, Path]:
+        """The tiny split files of a flow family in this models folder, by part ("network", "vae", "clip_l"...)."""
+        if family not in self._split:
+            self._split[family] = self.tool.write_flow_split(self.root, family, seed=0, **TINY_FLOW[family])
+        return self._split[family]
+
+
+# The flow families' tiny sizes: two joint blocks of two 64-wide heads; one double and two single Flux blocks
+# of two 128-wide heads.
+TINY_FLOW = {"sd3": dict(depth=2, width=128), "sd35m": dict(depth=2, width=128),
+             "flux-dev": dict(depth=1, width=256), "flux-schnell": dict(depth=1, width=256)}
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +119,7 @@ def small_model(seed: int = 0, manager: ModelManager | None = None):
     """An SD1-structure MODEL of small width, its UNet module and its manager."""
     manager = manager or ModelManager(torch.device("cpu"))
     unet = init_random_(empty_module(UNetModel, SMALL_SD1_UNET), seed)
-    return diffusion_model(SD1, UNetNetwork(manager.register(unet))), unet, manager
+    return diffusion_model(SD1, DiffusionNetwork(manager.register(unet))), unet, manager
 
 
 def small_sdxl_clip(seed: int = 0, manager: ModelManager | None = None) -> CLIP:

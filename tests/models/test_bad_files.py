@@ -47,7 +47,7 @@ def write_bad_files(checkpoints) -> None:
     ("pickled.ckpt", "pickled.ckpt: refusing to load it: the file holds Python objects other than tensors"),
     ("corrupt.ckpt", "corrupt.ckpt: not a readable checkpoint (truncated or corrupt"),
     ("unknown.safetensors", "unknown.safetensors: not a model family Sigmagraph knows"),
-    ("vae-only.safetensors", "vae-only.safetensors: no diffusion model (UNet) found"),
+    ("vae-only.safetensors", "vae-only.safetensors: no diffusion model found"),
 ])
 def test_bad_checkpoint_fails_its_node_with_the_file_named(config, name, message, capfd):
     write_bad_files(config.models_dir / "checkpoints")

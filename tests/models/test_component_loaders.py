@@ -64,7 +64,7 @@ def test_dual_clip_loader_takes_sdxl_encoders_in_either_order(config, context):
     assert [part.slot.name for part in clip.parts] == ["clip_l", "clip_g"]
     (cond, options), = clip.encode("a harbour")
     assert cond.shape == (1, 77, 768 + 1280) and options["pooled_output"].shape == (1, 1280)
-    with pytest.raises(CheckpointError, match="no model family has text encoders of width 768 \\+ 768"):
+    with pytest.raises(CheckpointError, match="no model family has text encoders 768 \\+ 768"):
         DualCLIPLoader(clip_name1="clip_l.safetensors", clip_name2="clip_l.safetensors", type="sdxl", ctx=context)
 
 

@@ -97,7 +97,7 @@ def test_text_encoder_files_choose_their_family_by_width():
     assert text_encoder_family([1024])[0].name == "SD2.x-v"  # both SD2 families share the encoder
     family, slots = text_encoder_family([1280, 768])
     assert family.name == "SDXL" and [slot.name for slot in slots] == ["clip_g", "clip_l"]
-    with pytest.raises(UnknownModel, match="no model family has text encoders of width 768 \\+ 768"):
+    with pytest.raises(UnknownModel, match="no model family has text encoders 768 \\+ 768"):
         text_encoder_family([768, 768])
 
 
@@ -110,7 +110,7 @@ def test_sdxl_label_vectors_take_sizes_from_options_or_the_latent():
     assert torch.equal(defaults, label_vector(pooled, (768, 1024, 0, 0, 768, 1024)))
     negative = refiner_inputs(cond[..., :1280], {"pooled_output": pooled, "prompt_type": "negative",
                                                   "latent_size": (128, 128)})["y"]
-    assert negative.shape == (1, SDXL_REFINER.unet.adm_in_channels)
+    assert negative.shape == (1, SDXL_REFINER.network.adm_in_channels)
     assert torch.equal(negative, label_vector(pooled, (1024, 1024, 0, 0, 2.5)))
     with pytest.raises(ValueError, match="needs the prompt's pooled_output"):
         sdxl_inputs(cond, {})
