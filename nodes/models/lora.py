@@ -42,8 +42,8 @@ UNSUPPORTED = {".hada_w1_a": "LoHa", ".lokr_w1": "LoKr", ".lokr_w1_a": "LoKr", "
                "Tucker core (lora_mid)", ".dora_scale": "DoRA", ".a1.weight": "GLoRA"}
 
 # Inside an original-layout ResBlock: our module -> diffusers' ResnetBlock2D module.
-_RESNET = {"in_layers.2": "conv1", "emb_layers.1": "time_emb_proj", "out_layers.3": "conv2",
-           "skip_connection": "conv_shortcut"}
+_RESNET = {"in_layers.0": "norm1", "in_layers.2": "conv1", "emb_layers.1": "time_emb_proj", "out_layers.0": "norm2",
+           "out_layers.3": "conv2", "skip_connection": "conv_shortcut"}
 _FIXED = {"input_blocks.0.0": "conv_in", "time_embed.0": "time_embedding.linear_1",
           "time_embed.2": "time_embedding.linear_2", "label_emb.0.0": "add_embedding.linear_1",
           "label_emb.0.2": "add_embedding.linear_2", "out.2": "conv_out"}
@@ -144,6 +144,26 @@ def diffusers_unet_name(name: str, blocks: Mapping[str, str]) -> str | None:
             if ".resnets." in target:
                 rest = _RESNET.get(rest, rest)
             return (target + rest).rstrip(".")
+    return None
+
+
+def original_unet_key(key: str, blocks: Mapping[str, str]) -> str | None:
+    """The original name of a diffusers UNet parameter, the inverse of diffusers_unet_name (None: not a UNet part).
+
+    `blocks` is diffusers_unet_blocks' map, e.g. "down_blocks.0.resnets.0.conv1.weight" ->
+    "input_blocks.1.0.in_layers.2.weight".
+    """
+    module, param = key.rsplit(".", 1)
+    fixed = {diffusers: original for original, diffusers in _FIXED.items()}
+    if module in fixed:
+        return f"{fixed[module]}.{param}"
+    resnet = {diffusers: original for original, diffusers in _RESNET.items()}
+    for original, diffusers in blocks.items():
+        if key.startswith(diffusers):
+            inner = module[len(diffusers):]
+            if ".resnets." in diffusers:
+                inner = resnet.get(inner, inner)
+            return f"{original}{inner}.{param}" if inner else f"{original.rstrip('.')}.{param}"
     return None
 
 

@@ -1,7 +1,9 @@
 """The latent-diffusion UNet (CompVis/Stability `openaimodel.UNetModel`) of SD 1.x, SD 2.x and SDXL.
 
 Read top to bottom: the config and its presets, the timestep embedding, the blocks (ResBlock,
-Downsample, Upsample, attention, transformer), the UNet. Parameter names are those of the original
+Downsample, Upsample, attention, transformer), the encoder half (UNetEncoder: embeddings, input
+and middle blocks, which a ControlNet copies), the UNet, which adds ControlNet residuals to its
+skip connections when given them. Parameter names are those of the original
 checkpoints under `model.diffusion_model.` (input_blocks.N.M…, middle_block…, output_blocks…,
 time_embed.0/2, label_emb.0.0/0.2, out.0/2): strip that prefix and a state dict loads with
 strict=True. Build it cheaply with `module_init.empty_module(UNetModel, config)`.
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -238,8 +240,11 @@ class TimestepEmbedSequential(nn.Sequential):
         return x
 
 
-class UNetModel(nn.Module):
-    """The LDM UNet: forward(x, timesteps, context, y) predicts the model output (eps or v) for x."""
+class UNetEncoder(nn.Module):
+    """The UNet's embeddings, input blocks and middle block: what the UNet and a ControlNet share.
+
+    `skip_channels[i]` is the width of input block i's output (the i-th skip connection).
+    """
 
     def __init__(self, config: UNetConfig):
         super().__init__()
@@ -253,13 +258,9 @@ class UNetModel(nn.Module):
             self.label_emb = nn.Sequential(nn.Sequential(nn.Linear(config.adm_in_channels, emb_channels),
                                                          nn.SiLU(), nn.Linear(emb_channels, emb_channels)))
 
-        def transformer(channels: int, depth: int) -> SpatialTransformer:
-            return SpatialTransformer(channels, *config.heads(channels), depth, config.context_dim,
-                                      config.use_linear_in_transformer, config.norm_groups)
-
         self.input_blocks = nn.ModuleList(
             [TimestepEmbedSequential(nn.Conv2d(config.in_channels, base, 3, padding=1))])
-        skip_channels = [base]
+        self.skip_channels = [base]
         channels = base
         last_level = len(config.channel_mult) - 1
         for level, (mult, depth) in enumerate(zip(config.channel_mult, config.transformer_depth)):
@@ -267,26 +268,56 @@ class UNetModel(nn.Module):
                 layers: list[nn.Module] = [ResBlock(channels, mult * base, emb_channels, config.norm_groups)]
                 channels = mult * base
                 if depth:
-                    layers.append(transformer(channels, depth))
+                    layers.append(self.transformer(channels, depth))
                 self.input_blocks.append(TimestepEmbedSequential(*layers))
-                skip_channels.append(channels)
+                self.skip_channels.append(channels)
             if level != last_level:
                 self.input_blocks.append(TimestepEmbedSequential(Downsample(channels)))
-                skip_channels.append(channels)
+                self.skip_channels.append(channels)
 
         middle: list[nn.Module] = [ResBlock(channels, channels, emb_channels, config.norm_groups)]
         if config.transformer_depth_middle:
-            middle.append(transformer(channels, config.transformer_depth_middle))
+            middle.append(self.transformer(channels, config.transformer_depth_middle))
         middle.append(ResBlock(channels, channels, emb_channels, config.norm_groups))
         self.middle_block = TimestepEmbedSequential(*middle)
 
+    def transformer(self, channels: int, depth: int) -> SpatialTransformer:
+        """A spatial transformer of `depth` blocks at `channels` channels, with the config's heads and projections."""
+        config = self.config
+        return SpatialTransformer(channels, *config.heads(channels), depth, config.context_dim,
+                                  config.use_linear_in_transformer, config.norm_groups)
+
+    def embedding(self, x: Tensor, timesteps: Tensor, y: Tensor | None) -> Tensor:
+        """The timestep embedding [B, 4 * model_channels] (plus SDXL's label embedding of y) in x's dtype."""
+        timesteps = timesteps.reshape(-1).expand(x.shape[0])
+        emb = self.time_embed(timestep_embedding(timesteps, self.config.model_channels).to(x.dtype))
+        if self.label_emb is not None:
+            if y is None:
+                raise ValueError("this UNet has a label embedding (SDXL): pass the label vector y")
+            emb = emb + self.label_emb(y.to(x.dtype))
+        return emb
+
+
+def _add(h: Tensor, residual: Tensor | None) -> Tensor:
+    return h if residual is None else h + residual.to(h.dtype)
+
+
+class UNetModel(UNetEncoder):
+    """The LDM UNet: forward(x, timesteps, context, y, control) predicts the model output (eps or v) for x."""
+
+    def __init__(self, config: UNetConfig):
+        super().__init__(config)
+        base = config.model_channels
+        emb_channels = 4 * base
+        skip_channels = list(self.skip_channels)
+        channels = skip_channels[-1]
         self.output_blocks = nn.ModuleList()
         for level, (mult, depth) in reversed(list(enumerate(zip(config.channel_mult, config.transformer_depth)))):
             for index in range(config.num_res_blocks + 1):
                 layers = [ResBlock(channels + skip_channels.pop(), mult * base, emb_channels, config.norm_groups)]
                 channels = mult * base
                 if depth:
-                    layers.append(transformer(channels, depth))
+                    layers.append(self.transformer(channels, depth))
                 if level and index == config.num_res_blocks:
                     layers.append(Upsample(channels))
                 self.output_blocks.append(TimestepEmbedSequential(*layers))
@@ -295,16 +326,19 @@ class UNetModel(nn.Module):
                                  nn.Conv2d(channels, config.out_channels, 3, padding=1))
 
     def forward(self, x: Tensor, timesteps: Tensor, context: Tensor | None = None,
-                y: Tensor | None = None) -> Tensor:
-        """x [B, C, H, W] at timesteps [B] (or one for all), text context [B, T, context_dim], SDXL's y [B, adm]."""
-        timesteps = timesteps.reshape(-1).expand(x.shape[0])
-        emb = self.time_embed(timestep_embedding(timesteps, self.config.model_channels).to(x.dtype))
-        if self.label_emb is not None:
-            if y is None:
-                raise ValueError("this UNet has a label embedding (SDXL): pass the label vector y")
-            emb = emb + self.label_emb(y.to(x.dtype))
+                y: Tensor | None = None, control: Mapping[str, Sequence[Tensor | None]] | None = None) -> Tensor:
+        """x [B, C, H, W] at timesteps [B] (or one for all), text context [B, T, context_dim], SDXL's y [B, adm].
+
+        `control` holds ControlNet residuals, as ComfyUI's control dict: "output" one per input block
+        (in their order; None for none), added to that block's skip connection, and "middle" one,
+        added to the middle block's output.
+        """
+        emb = self.embedding(x, timesteps, y)
         if context is not None:
             context = context.to(x.dtype)
+        control = control or {}
+        skip_residuals = list(control.get("output", ()))
+        skip_residuals += [None] * (len(self.input_blocks) - len(skip_residuals))
 
         skips = []
         h = x
@@ -312,7 +346,9 @@ class UNetModel(nn.Module):
             h = block(h, emb, context)
             skips.append(h)
         h = self.middle_block(h, emb, context)
+        for residual in control.get("middle", ()):
+            h = _add(h, residual)
         for block in self.output_blocks:
-            h = torch.cat([h, skips.pop()], dim=1)
+            h = torch.cat([h, _add(skips.pop(), skip_residuals.pop())], dim=1)
             h = block(h, emb, context, skips[-1].shape[-2:] if skips else None)
         return self.out(h)

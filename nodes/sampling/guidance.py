@@ -7,7 +7,8 @@ names and meanings:
 - `strength`: its weight against the other entries of the same list;
 - `mask` ([B, H, W] or [H, W], any size, resized to the latent) with `mask_strength`, and
   `set_area_to_bounds` (the area becomes the mask's bounding box);
-- `start_percent` / `end_percent`: the part of the run in which the entry is active.
+- `start_percent` / `end_percent`: the part of the run in which the entry is active;
+- `control`: a ControlNet chain (control.py), which becomes the model input `control`.
 Which tensors the model receives is model-specific, so an `encode(cond_tensor, options)` function
 turns an entry into the model's keyword inputs; the default gives only `c_crossattn` (SD1/SD2),
 an SDXL encoder adds `y` from `pooled_output` and the size options. Besides the entry's own
@@ -32,6 +33,8 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .control import CONTROL, control_schedule, with_uncond_controls
 
 Conditioning = Sequence[Sequence[Any]]  # [[cond_tensor, options_dict], ...]
 ConditionEncoder = Callable[[Tensor, dict[str, Any]], dict[str, Tensor]]
@@ -103,6 +106,8 @@ def _resolve_entry(cond: Tensor, options: dict[str, Any], size: tuple[int, int],
         weight = strength
     sigma_start, sigma_end = _sigma_range(options, percent_to_sigma)
     inputs = encode(cond, {"latent_size": size, "prompt_type": prompt_type, **options})
+    if options.get(CONTROL) is not None:
+        inputs = {**inputs, CONTROL: control_schedule(options[CONTROL], percent_to_sigma)}
     return Condition(inputs, area, weight, sigma_start, sigma_end)
 
 
@@ -243,10 +248,17 @@ def _region(tensor: Tensor, area: Area | None) -> Tensor:
     return tensor[..., y:y + h, x:x + w]
 
 
-def _chunk(list_index: int, condition: Condition, x: Tensor) -> _Chunk:
+def _chunk(list_index: int, condition: Condition, x: Tensor, sigma: float) -> _Chunk:
     batch = x.shape[0]
     inputs = {}
     for key, value in condition.inputs.items():
+        if not isinstance(value, Tensor):
+            # A step-dependent input (ControlNets' schedule): its value now for the entry's slice of x;
+            # None leaves it out. It goes to the model call as it is, shared by the chunks batched together.
+            value = value.at(sigma, _region(x, condition.area))
+            if value is not None:
+                inputs[key] = value
+            continue
         value = value.to(x.device)
         if value.ndim == x.ndim and value.shape[2:] == x.shape[2:]:  # latent-shaped (c_concat...)
             value = _region(value, condition.area)
@@ -264,7 +276,10 @@ def _compatible(group: list[_Chunk], chunk: _Chunk) -> bool:
         return False
     for key, value in chunk.inputs.items():
         reference = first.inputs[key]
-        if key == CROSSATTN and value.ndim == 3 == reference.ndim:
+        if not isinstance(value, Tensor) or not isinstance(reference, Tensor):
+            if value != reference:
+                return False
+        elif key == CROSSATTN and value.ndim == 3 == reference.ndim:
             if (value.shape[0], value.shape[2]) != (reference.shape[0], reference.shape[2]):
                 return False
             lengths = [c.inputs[key].shape[1] for c in group] + [value.shape[1]]
@@ -280,6 +295,9 @@ def _batch_inputs(group: list[_Chunk]) -> dict[str, Tensor]:
     inputs = {}
     for key in group[0].inputs:
         values = [chunk.inputs[key] for chunk in group]
+        if not isinstance(values[0], Tensor):
+            inputs[key] = values[0]  # equal in every chunk (_compatible)
+            continue
         if key == CROSSATTN and values[0].ndim == 3:
             length = math.lcm(*(v.shape[1] for v in values))
             values = [v.repeat(1, length // v.shape[1], 1) for v in values]
@@ -309,7 +327,7 @@ def predict_conditions(model: ConditionedModel, condition_lists: Sequence[Sequen
                        sigma: Tensor, wrapper: ModelWrapper | None = None) -> list[Tensor]:
     """The blended x0 prediction of each list of conditions, from batched model calls (through `wrapper`, if any)."""
     sigma_now = float(sigma.reshape(-1)[0])
-    chunks = [_chunk(i, condition, x) for i, conditions in enumerate(condition_lists)
+    chunks = [_chunk(i, condition, x, sigma_now) for i, conditions in enumerate(condition_lists)
               for condition in conditions if condition.active(sigma_now)]
     # Last entries first, as ComfyUI batches them: for a plain pair the batch is [uncond, cond], as in sgm.
     chunks.reverse()
@@ -418,5 +436,5 @@ def guided_denoiser(model: ConditionedModel, positive: Conditioning, negative: C
         return resolve_conditioning(conditioning, latent_shape, encode, percent_to_sigma, prompt_type)
 
     return GuidedDenoiser(model, resolve(positive, "positive"),
-                          None if negative is None else resolve(negative, "negative"), cfg, cfg_function, post_cfg,
-                          model_wrapper, run)
+                          None if negative is None else resolve(with_uncond_controls(positive, negative), "negative"),
+                          cfg, cfg_function, post_cfg, model_wrapper, run)
