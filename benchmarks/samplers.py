@@ -15,7 +15,11 @@
 Writes benchmarks/results/samplers.md and benchmarks/results/samplers.png and prints a short
 answer to "which sampler should I use". About two and a half minutes on two CPU cores.
 
-    python benchmarks/samplers.py [--overhead]
+3. Fitted schedules: OptimizeSchedule's search (nodes/sampling/schedule_fit.py) per sampler at 10
+   and 20 calls, fitted on other noise and measured like the fixed schedules beside them.
+   `python benchmarks/samplers.py --fitted` prints only this.
+
+    python benchmarks/samplers.py [--overhead | --fitted]
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from sigmagraph.nodes.sampling.analytic import (GaussianMixture, probability_flo
 from sigmagraph.nodes.sampling.contract import CONTRACTS, CountedModel
 from sigmagraph.nodes.sampling.model_sampling import discrete_model_sampling
 from sigmagraph.nodes.sampling.samplers import DISCARD_PENULTIMATE_SIGMA
+from sigmagraph.nodes.sampling.schedule_fit import fit_schedule
 from sigmagraph.nodes.sampling.schedules import scheduled_sigmas
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -289,6 +294,65 @@ def measure_accuracy(problem: Problem, deterministic: list[str], stochastic: lis
     return ode_runs, sw_runs
 
 
+# Fitted schedules (OptimizeSchedule's search, nodes/sampling/schedule_fit.py) beside the fixed ones
+FITTED_SAMPLERS = ("ipndm", "plms", "dpmpp_2m", "euler")
+FITTED_BUDGETS = (10, 20)
+FIT_SEED = 1  # the fitting noise; the errors below are on the problem's own noise, never fitted on
+FIT_SHAPE = (8, 4, 16, 16)  # 2048 latent pixels: fewer let the search fit the noise's few hardest pixels
+
+
+def fitted_run(problem: Problem, sampler: str, budget: int) -> tuple[Run, float, int]:
+    """A schedule fitted (from exponential) on other noise, measured like the fixed ones; its fit seconds and runs."""
+    steps = steps_for_budget(sampler, budget)
+    sigma_max = problem.sd.sigma_max
+    x = sigma_max * torch.randn(FIT_SHAPE, generator=torch.Generator().manual_seed(FIT_SEED), dtype=torch.float64)
+    exact = probability_flow_solution(problem.mixture, x, sigma_max, steps=REFERENCE_STEPS // 4)
+    started = time.perf_counter()
+    fit = fit_schedule(lambda sigmas: rms(SAMPLERS[sampler](problem.mixture, x, sigmas.double(), {"seed": 0},
+                                                            disable=True) - exact),
+                       problem.sigmas(sampler, "exponential", steps, False).float(), max_evaluations=600)
+    seconds = time.perf_counter() - started
+    model = CountedModel(problem.mixture)
+    out = SAMPLERS[sampler](model, sigma_max * problem.noise, fit.sigmas.double(), {"seed": 0}, disable=True)
+    run = Run(sampler, "fitted", budget, steps, model.calls, rms(out - problem.reference(sigma_max)))
+    return run, seconds, fit.evaluations
+
+
+def fitted_section(problem: Problem, ode_runs: list[Run]) -> list[str]:
+    """Fitted schedules against karras, exponential and the best fixed schedule, per sampler and budget."""
+    rows, ratios = [], []
+    for budget in FITTED_BUDGETS:
+        fixed = [r for r in ode_runs if r.budget == budget and not math.isnan(r.error)
+                 and r.sampler not in ENDS_ABOVE_ZERO | ADAPTIVE]
+        overall = min(fixed, key=lambda r: r.error)
+        fitted = []
+        for sampler in FITTED_SAMPLERS:
+            run, seconds, evaluations = fitted_run(problem, sampler, budget)
+            fitted.append(run)
+            own = {r.schedule: r for r in fixed if r.sampler == sampler}
+            best_own = min(own.values(), key=lambda r: r.error)
+            rows.append([str(budget), sampler, fmt(run.error), fmt(own["karras"].error), fmt(own["exponential"].error),
+                         f"{fmt(best_own.error)} ({best_own.schedule})", f"{evaluations} runs, {seconds:.1f} s"])
+            print(f"fitted {sampler:10s} {budget:3d} calls {fmt(run.error):>9s} karras {fmt(own['karras'].error)}",
+                  flush=True)
+        rows.append([str(budget), "**best fixed, any sampler**", "", "", "",
+                     f"{fmt(overall.error)} ({overall.sampler} on {overall.schedule})", ""])
+        best = min(fitted, key=lambda r: r.error)
+        ratios.append(f"{budget} calls {overall.error / best.error:.1f}x ({best.sampler} fitted)")
+    return [
+        "## 5. Fitted schedules (OptimizeSchedule) beside the fixed ones",
+        "",
+        "The schedule each sampler's error is smallest on, found by `schedule_fit.fit_schedule` (coordinate "
+        "search over the log-sigma gaps from `exponential`, at most 600 runs) on other noise "
+        f"({list(FIT_SHAPE)}, seed {FIT_SEED}) against its exact ODE solution, then measured as above on the "
+        f"problem's own noise. The best fixed schedule with any sampler errs more than the best fitted one by: "
+        f"{', '.join(ratios)}.",
+        "",
+        *table(["calls", "sampler", "fitted", "karras", "exponential", "best fixed for the sampler", "fit cost"], rows),
+        "",
+    ]
+
+
 # ----------------------------------------------------------------------------------------------
 # 3. Report
 
@@ -516,11 +580,24 @@ def print_overhead() -> None:
         print(f"{name:28s} {o.per_step_us:9.1f} {floor:9.1f} {o.per_step_us - floor:12.1f}", flush=True)
 
 
+def print_fitted() -> None:
+    """Section 5 alone, against the fixed schedules of every deterministic sampler at its budgets."""
+    problem = Problem()
+    _, names = sampler_names()
+    fixed = [problem.ode_error(sampler, schedule, budget) for sampler in names
+             if not CONTRACTS[sampler].stochastic and sampler not in ADAPTIVE
+             for schedule in SCHEDULES for budget in FITTED_BUDGETS]
+    print("\n".join(fitted_section(problem, fixed)))
+
+
 def main() -> None:
     if "--overhead" in sys.argv[1:]:
         print_overhead()
         return
     torch.set_num_threads(1)  # tiny tensors: threads only add contention on shared cores
+    if "--fitted" in sys.argv[1:]:
+        print_fitted()
+        return
     RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     aliases, names = sampler_names()
@@ -551,6 +628,8 @@ def main() -> None:
     sw_context = [problem.distribution_error(s, "karras", b) for s in ("euler", "dpmpp_2m") for b in BUDGETS]
     discard = discard_section(problem, [s for s in deterministic if s in DISCARD_PENULTIMATE_SIGMA])
     print(f"[{time.perf_counter() - started:.0f} s] floors done", flush=True)
+    fitted = fitted_section(problem, ode_runs)
+    print(f"[{time.perf_counter() - started:.0f} s] fitted schedules done", flush=True)
 
     shown = chart(ode_runs, sw_runs, floors, sw_floor, sw_denoise_floor, RESULTS / "samplers.png")
     answer = summary(overheads, ode_runs, sw_runs, floors, (sw_floor, sw_floor_min, sw_floor_max))
@@ -610,6 +689,7 @@ def main() -> None:
         *table(["sampler", *(f"{b} calls" for b in BUDGETS)], sw_context_rows),
         "",
         *discard,
+        *fitted,
         "## Chart",
         "",
         f"![error vs model calls](samplers.png) — left: RMS error vs measured model calls on karras for "

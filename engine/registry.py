@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
@@ -75,6 +75,7 @@ class Registry:
     implicit_types: set[str] = field(default_factory=set)
     warnings: list[PackWarning] = field(default_factory=list)
     loaders: list["PackLoader"] = field(default_factory=list)  # the pack loaders the custom packs went through
+    server_hooks: dict[str, Callable[[Any], None]] = field(default_factory=dict)  # packs' `attach_server(link)`
 
     def register_type(self, socket_type: SocketType, implicit: bool = False) -> None:
         """Adds a socket type; the first explicit definition of a name wins over later ones.
@@ -143,6 +144,8 @@ class Registry:
         folder = web_directory(module)
         if folder is not None:
             self.web_directories[pack] = folder
+        if callable(getattr(module, "attach_server", None)):
+            self.server_hooks[pack] = module.attach_server
 
     def _record(self, problems: list[PackProblem]) -> None:
         for problem in problems:

@@ -31,12 +31,15 @@ class ServerLink:
 
 
 def attach_loaders(app: web.Application, state: ServerState) -> None:
-    """Gives each pack loader of the session the link to this application."""
+    """Gives each pack loader of the session, and each pack module defining `attach_server(link)`, the link
+    to this application."""
     link = ServerLink(app=app, send=state.hub.send_message, prompt_filters=state.prompt_filters,
                       queue_remaining=state.queue.remaining,
                       running_client=lambda: next((item.client_id for item in state.queue.snapshot()[0]), None))
     for loader in state.session.registry.loaders:
         loader.attach_server(link)
+    for hook in state.session.registry.server_hooks.values():
+        hook(link)
 
 
 def filtered(handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from sigmagraph.engine import Combo, Float, Int, Socket, node
 
 from ..sampling import schedules
+from ..sampling.schedule_fit import register_saved_schedules
 from ..sampling.schedules import SCHEDULES
 from .types import SOCKET_TYPES  # noqa: F401 - registers the socket types with this pack
 
@@ -18,7 +21,9 @@ DENOISE = Float(1.0, min=0.0, max=1.0, step=0.01)
 
 
 def scheduler_names(config=None) -> list[str]:
-    """Every schedule in the public mapping, custom ones included."""
+    """Every schedule in the public mapping, custom ones and those saved in models/schedules included."""
+    if config is not None:
+        register_saved_schedules(Path(config.models_dir) / "schedules")
     return list(SCHEDULES)
 
 
