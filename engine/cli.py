@@ -14,11 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from .batch import BatchReport, batch_prompt, expand_sweeps, run_in_turn, run_on_pool, written_files
 from .config import Config
 from .events import EXECUTED, EXECUTING, EXECUTION_ERROR, EXECUTION_INTERRUPTED, PREVIEW, PROGRESS
 from .plan import natural_key
 from .session import Session
-from .validation import ValidationReport
+from .validation import ValidatedWorkflow, ValidationReport
 from .workflow import WorkflowError
 
 OK, FAILED, INVALID = 0, 1, 2
@@ -40,15 +41,17 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sigmagraph", description="Node-graph engine for diffusion image generation.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run = sub.add_parser("run", help="run a workflow headless (JSON in API or UI format, or a PNG)")
-    run.add_argument("workflow", type=Path)
+    run = sub.add_parser("run", help="run workflows headless (JSON in API or UI format, or PNGs)")
+    run.add_argument("workflow", type=Path, nargs="+", help="one or more workflows (several run as a batch)")
     run.add_argument("--output-dir", type=Path, default=Path("output"))
     run.add_argument("--input-dir", type=Path, default=Path("input"))
     run.add_argument("--set", action="append", default=[], metavar="NODE_ID.INPUT=VALUE",
-                     help="override an input (VALUE is JSON, else a string); repeatable")
+                     help="override an input (VALUE is JSON, else a string); A..B sweeps the integers from A "
+                          "to B, one prompt each; repeatable")
     run.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
     run.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], help="weight dtype (default: per device)")
     run.add_argument("--json", action="store_true", help="print one JSON object per event instead of progress bars")
+    _add_workers(run)
     _add_common(run)
     validate = sub.add_parser("validate", help="check a workflow without running it")
     validate.add_argument("workflow", type=Path)
@@ -67,8 +70,29 @@ def build_parser() -> argparse.ArgumentParser:
                        help="let browser pages from ORIGIN call the API (no ORIGIN: any page; unsafe)")
     serve.add_argument("--max-upload-size", type=_megabytes, default=100.0, metavar="MB",
                        help="largest accepted request body, uploads included (default 100)")
+    serve.add_argument("--state-dir", default="state", metavar="DIR",
+                       help="where the queue and history are kept across restarts (default ./state; "
+                            "':memory:' keeps nothing)")
+    serve.add_argument("--front-end", default="sigmagraph", metavar="sigmagraph|comfyui|PATH",
+                       help="what / serves: Sigmagraph's canvas editor (default), ComfyUI's own front end "
+                            "(pip install 'sigmagraph[comfyui-frontend]'), or the folder of a built front end")
+    _add_workers(serve)
     _add_common(serve)
     return parser
+
+
+def _add_workers(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", metavar="auto|ray://HOST:PORT",
+                   help="run prompts on a pool of Ray workers: 'auto' joins the local cluster or starts one, "
+                        "ray://HOST:PORT connects to a remote one (needs the ray extra)")
+    p.add_argument("--num-workers", type=_positive, metavar="N", help="workers in the pool (default: 2)")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive count")
+    return value
 
 
 def _port(text: str) -> int:
@@ -149,9 +173,7 @@ class _TerminalProgress:
         elif event in (EXECUTING, EXECUTION_ERROR, EXECUTION_INTERRUPTED):
             self._close()
         if event == EXECUTED:
-            for image in data["output"].get("images", []):
-                folder = self.session.config.folder(image.get("type", "output"))
-                self.files.append(folder / image.get("subfolder", "") / image["filename"])
+            self.files += written_files(self.session.config, {data["node"]: data["output"]})
 
     def _close(self) -> None:
         if self.bar is not None:
@@ -165,12 +187,53 @@ def _json_events(event: str, data: dict[str, Any]) -> None:
 
 
 def _command_run(session: Session, args: argparse.Namespace) -> int:
-    workflow = session.load(args.workflow)
-    apply_overrides(workflow, args.set)
+    combinations = expand_sweeps(args.set)
+    if len(args.workflow) == 1 and len(combinations) == 1 and not args.workers:
+        return _run_one(session, args.workflow[0], combinations[0], args)
+    return _run_batch(session, args, combinations)
+
+
+def _run_batch(session: Session, args: argparse.Namespace, combinations: list[list[str]]) -> int:
+    """Every workflow with every sweep combination: all validated first, then run in turn or on the pool."""
+    prompts = []
+    for path in args.workflow:
+        base = session.load(path)
+        for overrides in combinations:
+            workflow = json.loads(json.dumps(base))  # a copy per prompt: overrides must not leak between them
+            checked = _checked(session, workflow, overrides, args.json)
+            if checked is None:
+                return INVALID
+            label = path.name if len(combinations) == 1 else f"{path.name} {' '.join(overrides)}"
+            prompts.append(batch_prompt(label, workflow, checked))
+    report = BatchReport(len(prompts), args.json)
+    if args.workers:
+        from .server.ray_workers import RayMissing
+
+        try:
+            run_on_pool(session, prompts, args.workers, args.num_workers, report)
+        except RayMissing as e:
+            print(f"error: {e}", file=sys.stderr)
+            return INVALID
+    else:
+        run_in_turn(session, prompts, report)
+    report.summary()
+    return OK if report.ok else FAILED
+
+
+def _checked(session: Session, workflow: dict[str, Any], overrides: list[str],
+             as_json: bool) -> ValidatedWorkflow | None:
+    """The workflow with its overrides, validated (its problems printed); None when nothing of it can run."""
+    apply_overrides(workflow, overrides)
     checked = session.validate(workflow)
     if not checked.report.ok:
-        _print_report(checked.report, args.json, runnable=checked.ok)
-    if not checked.ok:
+        _print_report(checked.report, as_json, runnable=checked.ok)
+    return checked if checked.ok else None
+
+
+def _run_one(session: Session, path: Path, overrides: list[str], args: argparse.Namespace) -> int:
+    workflow = session.load(path)
+    checked = _checked(session, workflow, overrides, args.json)
+    if checked is None:
         return INVALID
     sink = _json_events if args.json else _TerminalProgress(session, workflow)
     result = session.run(checked, on_event=sink)
@@ -213,10 +276,19 @@ def _command_nodes(session: Session, args: argparse.Namespace) -> int:
 
 def _command_serve(session: Session, args: argparse.Namespace) -> int:
     from .server import ServerOptions, serve  # aiohttp is imported only by the command that needs it
+    from .server.front_end import FrontEndMissing, front_end_root
     from .server.options import MEGABYTE
 
+    try:
+        web_root = front_end_root(args.front_end)
+    except FrontEndMissing as e:
+        print(f"error: {e}", file=sys.stderr)
+        return INVALID
     return serve(session, ServerOptions(host=args.host, port=args.port, cors_origin=args.enable_cors_header,
-                                        max_upload_bytes=round(args.max_upload_size * MEGABYTE)))
+                                        web_root=web_root,
+                                        max_upload_bytes=round(args.max_upload_size * MEGABYTE),
+                                        state_dir=args.state_dir, workers=args.workers,
+                                        num_workers=args.num_workers))
 
 
 COMMANDS = {"run": _command_run, "validate": _command_validate, "nodes": _command_nodes, "serve": _command_serve}

@@ -64,3 +64,11 @@ class RunContext:
         if preview is not None:
             self.emit(PREVIEW, {"node": self.node_id, "prompt_id": self.prompt_id, "image": preview})
         self.check_interrupt()
+
+    def send_image(self, image: Any) -> None:
+        """Sends a picture ([H, W, 3] in 0..1) to the client that queued the run, whole and never throttled.
+
+        The server sends it as a binary PNG frame while this node is executing (ComfyUI's SaveImageWebsocket);
+        runs without a client (the CLI) drop it.
+        """
+        self.emit(PREVIEW, {"node": self.node_id, "prompt_id": self.prompt_id, "image": image, "whole": True})

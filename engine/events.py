@@ -21,6 +21,7 @@ PROGRESS = "progress"
 PREVIEW = "preview"  # data: {node, prompt_id, image: PIL.Image}; the server sends it as a binary frame
 EXECUTED = "executed"
 NODE_FINISHED = "node_finished"
+EXECUTION_ROUTED = "execution_routed"  # ours: the worker of a pool that runs the prompt
 EXECUTION_SUCCESS = "execution_success"
 EXECUTION_ERROR = "execution_error"
 EXECUTION_INTERRUPTED = "execution_interrupted"

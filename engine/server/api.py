@@ -72,9 +72,9 @@ async def post_queue(request: web.Request) -> web.Response:
 
 
 async def post_interrupt(request: web.Request) -> web.Response:
-    """POST /interrupt {prompt_id?}: stops that prompt if it is the running one (any running one without)."""
+    """POST /interrupt {prompt_id?}: stops that prompt if it is running, on whichever worker (every one without)."""
     body = await read_json(request, InterruptRequest, empty_ok=True)
-    request.app[STATE].queue.interrupt(body.prompt_id or None)
+    await asyncio.to_thread(request.app[STATE].workers.interrupt, body.prompt_id or None)
     return web.Response()
 
 
@@ -95,11 +95,11 @@ async def post_history(request: web.Request) -> web.Response:
 
 
 async def post_free(request: web.Request) -> web.Response:
-    """POST /free {unload_models, free_memory}: clears the engine cache now, or after the running prompt."""
+    """POST /free {unload_models, free_memory}: clears every worker's engine cache now, or after its prompt."""
     state = request.app[STATE]
     body = await read_json(request, FreeRequest, empty_ok=True)
     if body.unload_models or body.free_memory:
-        await asyncio.to_thread(state.queue.when_idle, state.session.release_memory)
+        await asyncio.to_thread(state.workers.free)
     return web.Response()
 
 
@@ -124,6 +124,7 @@ async def socket_types(request: web.Request) -> web.Response:
 
 
 async def get_system_stats(request: web.Request) -> web.Response:
-    """GET /system_stats."""
+    """GET /system_stats, with `workers`: each worker's name, state, device and what it holds."""
     state = request.app[STATE]
-    return json_response(await asyncio.to_thread(system_stats, state.config, state.session.registry))
+    stats = await asyncio.to_thread(system_stats, state.config, state.session.registry)
+    return json_response({**stats, "workers": await asyncio.to_thread(state.workers.describe)})

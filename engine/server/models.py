@@ -96,3 +96,32 @@ class SocketQuery(Body):
     """GET /ws?clientId."""
 
     clientId: ClientId | None = None  # noqa: N815 - ComfyUI's query parameter name
+
+
+# "cancelled" (an interrupted prompt) is the status newer ComfyUI front ends ask for beside ComfyUI's four.
+JobStatus = Literal["pending", "in_progress", "completed", "failed", "cancelled"]
+
+
+class JobsQuery(Body):
+    """GET /api/jobs?status&workflow_id&sort_by&sort_order&limit&offset (ComfyUI's job listing)."""
+
+    status: list[JobStatus] | None = None  # a comma-separated list in the query string
+    workflow_id: str | None = None
+    sort_by: Literal["created_at", "execution_duration"] = "created_at"
+    sort_order: Literal["asc", "desc"] = "desc"
+    limit: int | None = Field(None, gt=0)
+    offset: int = 0
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        """`status=pending,completed` as a list (empty means every status)."""
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()] or None
+        return value
+
+    @field_validator("offset")
+    @classmethod
+    def _clamp(cls, value: int) -> int:
+        """A negative offset counts as 0, as ComfyUI's handler clamps it."""
+        return max(value, 0)

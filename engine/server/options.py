@@ -22,3 +22,6 @@ class ServerOptions:
     workflows_dir: Path | None = field(default_factory=lambda: package_folder("sigmagraph.workflows"))
     preview_interval: float = 0.25  # seconds between two preview frames of one prompt (about 4 per second)
     history_limit: int = 10000  # finished prompts kept for GET /history, oldest dropped first
+    state_dir: str | Path = ":memory:"  # the queue and history database's folder (`serve` defaults to ./state)
+    workers: str | None = None  # None: one in-process worker; "auto" or "ray://HOST:PORT": a pool on Ray
+    num_workers: int | None = None  # the pool's size (default 2)

@@ -11,6 +11,7 @@ from aiohttp import web
 from ..session import Session
 from .app import create_app
 from .options import ServerOptions
+from .ray_workers import RayMissing
 
 
 def _url(address: tuple) -> str:
@@ -38,9 +39,12 @@ async def _serve(session: Session, options: ServerOptions) -> None:
 
 
 def serve(session: Session, options: ServerOptions) -> int:
-    """Serves until stopped; 0 on a clean stop, 1 if the address cannot be bound."""
+    """Serves until stopped; 0 on a clean stop, 1 if the address cannot be bound, 2 if Ray is asked for and missing."""
     try:
         asyncio.run(_serve(session, options))
+    except RayMissing as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except OSError as e:
         print(f"error: cannot listen on {options.host}:{options.port}: {e.strerror or e} "
               "(choose another --port or --host)", file=sys.stderr)

@@ -37,7 +37,7 @@ def start_server(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, "queue.
     command = [sys.executable, "-m", "sigmagraph.engine.cli", "serve", "--custom-nodes-dir", str(packs),
                "--models-dir", str(tmp_path / "models"), "--output-dir", str(tmp_path / "output"),
                "--input-dir", str(tmp_path / "input"), "--cpu", *extra]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
                                env={**os.environ, "TMPDIR": str(tmp_path)})
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()

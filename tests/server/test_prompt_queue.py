@@ -1,10 +1,9 @@
-"""PromptQueue on its own: ordering, interrupts aimed at the running prompt, work deferred until idle."""
+"""PromptQueue on its own: ordering, what an interrupt hits, work deferred until idle."""
 
 from __future__ import annotations
 
 import threading
 
-from sigmagraph.engine.context import InterruptFlag
 from sigmagraph.engine.server.prompt_queue import PromptQueue
 from sigmagraph.engine.validation import ValidatedWorkflow, ValidationReport
 
@@ -17,7 +16,7 @@ def put(queue: PromptQueue, prompt_id: str, **options):
 
 def test_order_numbers_front_and_ties():
     changes: list[int] = []
-    queue = PromptQueue(InterruptFlag(), on_change=changes.append)
+    queue = PromptQueue(on_change=changes.append)
     a, b = put(queue, "a"), put(queue, "b")
     front = put(queue, "front", front=True)
     tie = put(queue, "tie", number=1)  # same number as b: first come, first served
@@ -31,21 +30,21 @@ def test_order_numbers_front_and_ties():
     assert changes == [1, 2, 3, 4, 4, 3, 3, 2, 2, 1, 1, 0]  # a running prompt still counts as remaining
 
 
-def test_interrupt_hits_only_the_running_prompt_and_never_the_next():
-    flag = InterruptFlag()
-    queue = PromptQueue(flag)
+def test_interrupt_hits_only_running_prompts():
+    queue = PromptQueue()
     put(queue, "first"), put(queue, "second")
-    assert not queue.interrupt()  # nothing running yet
+    assert queue.running_ids() == []  # nothing running yet
     first = queue.take()
-    assert not queue.interrupt("second") and not flag.is_set_for("first")
-    assert queue.interrupt() and flag.is_set_for("first") and not flag.is_set_for("second")
+    assert queue.running_ids("second") == [] and queue.running_ids("first") == ["first"]
+    second = queue.take()  # two workers: both run
+    assert queue.running_ids() == ["first", "second"]
     queue.task_done(first)
-    queue.take()
-    assert not flag.is_set_for("second")  # cleared when the next prompt starts
+    assert queue.running_ids() == ["second"] and queue.remaining() == 1
+    queue.task_done(second)
 
 
 def test_when_idle_waits_for_the_running_prompt():
-    queue = PromptQueue(InterruptFlag())
+    queue = PromptQueue()
     done: list[str] = []
     queue.when_idle(lambda: done.append("now"))
     assert done == ["now"]
@@ -58,7 +57,7 @@ def test_when_idle_waits_for_the_running_prompt():
 
 
 def test_delete_clear_knows_and_close():
-    queue = PromptQueue(InterruptFlag())
+    queue = PromptQueue()
     for name in "abc":
         put(queue, name)
     running = queue.take()
