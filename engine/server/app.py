@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ..config import Config
 from ..session import Session
-from . import api, files, static, ws
+from . import api, files, front_end, jobs, model_files, settings, static, userdata, ws
 from .errors import json_errors
 from .options import ServerOptions
 from .pack_hooks import attach_loaders, filtered
@@ -35,7 +35,32 @@ API_ROUTES = [
     web.post("/upload/image", files.upload_image),
     web.get("/extensions", static.extensions_index),
     web.get("/ws", ws.websocket),
+    # what ComfyUI's own front end asks for (--front-end comfyui)
+    web.get("/features", front_end.get_features),
+    web.get("/users", userdata.get_users),
+    web.get("/userdata", userdata.list_userdata),
+    web.get("/v2/userdata", userdata.list_userdata_tree),
+    web.get("/userdata/{file}", userdata.get_userdata),
+    web.post("/userdata/{file}", userdata.post_userdata),
+    web.delete("/userdata/{file}", userdata.delete_userdata),
+    web.post("/userdata/{file}/move/{dest}", userdata.move_userdata),
+    web.get("/settings", settings.get_settings),
+    web.post("/settings", settings.post_settings),
+    web.get("/settings/{id}", settings.get_setting),
+    web.post("/settings/{id}", settings.post_setting),
+    web.get("/embeddings", model_files.list_embeddings),
+    web.get("/models", model_files.list_folders),
+    web.get("/models/{folder}", model_files.list_models),
+    web.get("/experiment/models", model_files.list_folders_experiment),
+    web.get("/experiment/models/{folder}", model_files.list_models_experiment),
+    web.get("/view_metadata/{folder}", model_files.view_metadata),
+    web.get("/i18n", front_end.nothing_offered),
+    web.get("/workflow_templates", front_end.nothing_offered),
+    web.get("/global_subgraphs", front_end.nothing_offered),
 ]
+
+# ComfyUI serves its job listing under /api/ only.
+JOB_ROUTES = [web.get("/api/jobs", jobs.get_jobs), web.get("/api/jobs/{job_id}", jobs.get_job)]
 
 # The editor's pages and files; the catch-all for web/ files comes last (after the routes of node packs).
 PAGE_ROUTES = [
@@ -43,17 +68,21 @@ PAGE_ROUTES = [
     web.get("/workflows", static.workflows_index),
     web.get("/workflows/{name}", static.workflow_file),
     web.get("/extensions/{pack}/{path:.+}", static.extension_file),
+    web.get("/templates/{path:.+}", front_end.template_file),
+    web.get("/internal/folder_paths", model_files.folder_paths),
+    web.get("/user.css", front_end.legacy_user_css),
     web.get("/{path:.+}", static.web_file),
 ]
 
 
 async def _worker_lifetime(app: web.Application) -> AsyncIterator[None]:
-    """Starts the prompt worker with the server and stops it (interrupting its prompt) at cleanup."""
+    """Starts the workers with the server, and at cleanup stops them (interrupting their prompts) and the store."""
     state = app[STATE]
     state.hub.bind(asyncio.get_running_loop())
-    state.worker.start()
+    state.workers.start()
     yield
-    await asyncio.to_thread(state.worker.stop)
+    await asyncio.to_thread(state.workers.stop)
+    state.queue.store.close()
 
 
 async def _close_websockets(app: web.Application) -> None:
@@ -71,10 +100,13 @@ def create_app(config: Config, session: Session | None = None, options: ServerOp
     guard = BrowserGuard(options.host, options.cors_origin)
     app = web.Application(client_max_size=options.max_upload_bytes, middlewares=[guard.middleware, json_errors])
     app[STATE] = ServerState.build(session, options)
+    app[userdata.USER_FILES] = userdata.UserFiles.for_state(options.state_dir)
     app.add_routes(API_ROUTES)
     app.add_routes([web.RouteDef(r.method, "/api" + r.path, r.handler, r.kwargs) for r in API_ROUTES])
+    app.add_routes(JOB_ROUTES)
     attach_loaders(app, app[STATE])
     app.add_routes(PAGE_ROUTES)
     app.cleanup_ctx.append(_worker_lifetime)
     app.on_shutdown.append(_close_websockets)
+    app.on_cleanup.append(userdata.remove_temporary)
     return app

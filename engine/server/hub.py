@@ -17,15 +17,18 @@ from typing import Any
 from aiohttp import WSCloseCode, web
 from PIL import Image, ImageOps
 
-from ..events import EXECUTION_INTERRUPTED, PROGRESS
+from ..events import EXECUTION_INTERRUPTED, EXECUTION_ROUTED, NODE_FINISHED, PROGRESS
 from .errors import dumps
 
 log = logging.getLogger("sigmagraph.server")
 
 STATUS = "status"
 BROADCAST_WITHOUT_CLIENT = {STATUS, PROGRESS, EXECUTION_INTERRUPTED}
+# Beyond ComfyUI's protocol: not sent to a client that spoke ComfyUI's handshake (its front end reports
+# unknown message types as errors).
+SIGMAGRAPH_EVENTS = {NODE_FINISHED, EXECUTION_ROUTED}
 OUTBOX_LIMIT = 4096  # messages waiting for one client before it counts as gone
-PREVIEW_IMAGE, JPEG = 1, 1  # ComfyUI's binary frame: event type 1 = preview image, image type 1 = JPEG
+PREVIEW_IMAGE, JPEG, PNG = 1, 1, 2  # ComfyUI's binary frame: event type 1 = preview image, image type 1 JPEG, 2 PNG
 PREVIEW_MAX_SIDE = 512
 
 Message = str | bytes
@@ -54,11 +57,20 @@ def preview_frame(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def image_frame(image: Image.Image) -> bytes:
+    """A whole picture as ComfyUI's SaveImageWebsocket sends it: a preview frame of PNG bytes, full size."""
+    buffer = BytesIO()
+    buffer.write(struct.pack(">II", PREVIEW_IMAGE, PNG))
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
 class Client:
     """One websocket connection and the task that writes its outbox."""
 
     def __init__(self, sid: str, ws: web.WebSocketResponse):
         self.sid, self.ws = sid, ws
+        self.comfyui_protocol = False  # set by the feature_flags handshake: ComfyUI's events only
         self.outbox: asyncio.Queue[Message] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
         self.sender = asyncio.create_task(self._send_all())
 
@@ -98,7 +110,7 @@ class Hub:
         """Sends an event to `client_id`, or to everyone if it has none and is a broadcast kind."""
         if client_id is None and event not in BROADCAST_WITHOUT_CLIENT:
             return
-        self._post(event_message(event, data), client_id)
+        self._post(event_message(event, data), client_id, comfyui=event not in SIGMAGRAPH_EVENTS)
 
     def send_message(self, event: str | int, data: Any, client_id: str | None = None) -> None:
         """Sends a node pack's message to `client_id`, or to everyone without one (ComfyUI's send_sync).
@@ -115,18 +127,20 @@ class Hub:
         """Sends a binary preview frame to `client_id` (to everyone without one)."""
         self._post(frame, client_id)
 
-    def _post(self, message: Message, client_id: str | None) -> None:
+    def _post(self, message: Message, client_id: str | None, comfyui: bool = True) -> None:
         if self._loop is None:
             return  # not serving yet: nobody is connected
         try:
-            self._loop.call_soon_threadsafe(self._deliver, message, client_id)
+            self._loop.call_soon_threadsafe(self._deliver, message, client_id, comfyui)
         except RuntimeError:  # the loop is closed: the server is shutting down
             pass
 
-    def _deliver(self, message: Message, client_id: str | None) -> None:
+    def _deliver(self, message: Message, client_id: str | None, comfyui: bool = True) -> None:
         targets = list(self._clients.values()) if client_id is None else [self._clients.get(client_id)]
         for client in targets:
-            if client is not None and not client.offer(message):
+            if client is None or (client.comfyui_protocol and not comfyui):
+                continue
+            if not client.offer(message):
                 log.warning("websocket client %s fell %d messages behind: disconnecting it", client.sid,
                             OUTBOX_LIMIT)
                 self._close_later(client, WSCloseCode.TRY_AGAIN_LATER, b"too far behind; reconnect and read /history")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from .errors import parse_query
+from .front_end import feature_flags_reply
 from .hub import STATUS, event_message, status_data
 from .models import SocketQuery
 from .state import STATE
@@ -20,8 +21,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     client = state.hub.connect(sid, ws, event_message(STATUS, status_data(state.queue.remaining(), sid)))
     try:
-        async for _ in ws:
-            pass  # clients have nothing to say yet (ComfyUI's feature_flags greeting needs no answer)
+        async for message in ws:
+            if message.type == WSMsgType.TEXT and (reply := feature_flags_reply(message.data, state.options)):
+                client.comfyui_protocol = True  # ComfyUI's handshake: its feature flags, answered with ours
+                client.offer(reply)
     finally:
         state.hub.disconnect(client)
     return ws
