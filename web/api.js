@@ -51,11 +51,12 @@ export class Api extends EventTarget {
     return ok && Array.isArray(body) ? body : [];
   }
 
-  queuePrompt(prompt) {
+  /** Queues an API-format prompt; `workflow` (UI format) goes into the PNGs it writes, as ComfyUI's does. */
+  queuePrompt(prompt, workflow) {
     return this.request("/prompt", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ prompt, client_id: this.clientId }),
+      body: JSON.stringify({ prompt, client_id: this.clientId, extra_data: { extra_pnginfo: { workflow } } }),
     });
   }
 

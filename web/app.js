@@ -1,15 +1,25 @@
-// The editor's entry point: reads the catalogue, builds the views, wires the toolbar, keyboard and
-// file drops, opens the default workflow, then imports the node packs' extension modules.
+// The editor's entry point: reads the catalogue, builds the views, wires the toolbar and file
+// drops, restores the last session's graph (or opens the default workflow), then imports the node
+// packs' extension modules. Keyboard shortcuts live in shortcuts.js.
 
 import { Api, errorText } from "./api.js";
 import { Canvas } from "./canvas.js";
 import { readCatalogue, setSocketColours } from "./catalogue.js";
+import { Clipboard } from "./clipboard.js";
+import { CanvasMenus, ContextMenu } from "./contextmenu.js";
 import { Gallery } from "./gallery.js";
+import { Gestures } from "./gestures.js";
 import { Graph } from "./graph.js";
+import { History } from "./history.js";
+import { LabViews } from "./lab_views.js";
 import { NodeMenu } from "./menu.js";
+import { Minimap } from "./minimap.js";
 import { Notifier } from "./notify.js";
 import { RunMonitor } from "./run_events.js";
-import { apiDocument, downloadJson, readWorkflowFile } from "./workflow_files.js";
+import { bindShortcuts } from "./shortcuts.js";
+import { Persistence } from "./storage.js";
+import { isUiFormat } from "./ui_format.js";
+import { downloadJson, readWorkflowFile } from "./workflow_files.js";
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -25,10 +35,17 @@ async function main() {
     return;
   }
   const graph = new Graph(catalogue);
-  const menu = new NodeMenu($("#node-menu"), catalogue);
-  const gallery = new Gallery($("#gallery"));
-  const canvas = new Canvas($("#viewport"), graph, { graph, api, notify }, menu);
+  const nodeSearch = new NodeMenu($("#node-menu"), catalogue);
+  const contextMenu = new ContextMenu($("#context-menu"));
+  const gallery = new Gallery($("#gallery"), $("#lightbox"));
+  const canvas = new Canvas($("#viewport"), graph, { graph, api, notify });
+  const clipboard = new Clipboard(graph, canvas);
+  const gestures = new Gestures(canvas, new CanvasMenus({ canvas, graph, clipboard, nodeSearch, contextMenu }));
+  const history = new History(graph);
+  const persistence = new Persistence(graph, canvas, gallery);
+  const minimap = new Minimap($("#minimap"), canvas);
   const runs = new RunMonitor(api, graph, gallery, notify);
+  new LabViews({ api, graph, canvas, catalogue }); // schedule curves, trajectory strips (before a graph opens)
   const connected = api.connect(); // a prompt queued before the socket is open would run unseen
 
   async function queue() {
@@ -39,7 +56,7 @@ async function main() {
     for (const node of graph.nodes.values()) if (node.run.error) graph.updateRun(node.id, { error: null });
     let answer;
     try {
-      answer = await api.queuePrompt(graph.toApi());
+      answer = await api.queuePrompt(graph.toApi(), graph.toUi());
     } catch (error) {
       notify.toast(`could not reach the server: ${error.message}`, "error");
       return;
@@ -63,21 +80,64 @@ async function main() {
     notify.toast(count ? `${message}: ${outlined}` : message, "error");
   }
 
-  function open(doc, name) {
-    const missing = graph.loadApi(doc);
-    if (missing.length) notify.toast(`${name}: unknown node types ${missing.join(", ")} (shown in red)`, "error");
-    else notify.toast(`opened ${name}`);
+  /** Opens a UI- or API-format document as a new graph (undo starts again from it). */
+  function open(doc, name, options = {}) {
+    try {
+      const missing = isUiFormat(doc) ? graph.loadUi(doc, options) : graph.loadApi(doc, options);
+      history.reset();
+      if (missing.length) {
+        notify.toast(`${name || "the graph"}: unknown node types ${missing.join(", ")} (shown in red)`, "error");
+      }
+      else if (name) notify.toast(`opened ${name}`);
+    } catch (error) {
+      notify.toast(`${name || "the workflow"} could not be opened: ${error.message}`, "error");
+    }
   }
 
   async function openFile(file) {
     try {
-      open(await readWorkflowFile(file, catalogue), file.name);
+      open(await readWorkflowFile(file), file.name);
     } catch (error) {
       notify.toast(error.message, "error");
     }
   }
 
-  const save = () => downloadJson("workflow.json", graph.toApi());
+  async function openDefault() {
+    const initial = await api.workflow("default.json").catch(() => null);
+    if (initial) open(initial, "the default workflow");
+    else notify.toast("the server has no default workflow", "error");
+  }
+
+  /** Reads the catalogue again: new model files appear in the combos without a page reload. */
+  async function refreshCatalogue() {
+    try {
+      const fresh = readCatalogue(await api.objectInfo());
+      for (const [name, def] of fresh) {
+        const known = catalogue.get(name);
+        if (!known) {
+          catalogue.set(name, def);
+          continue;
+        }
+        for (const input of known.inputs) {
+          const choices = def.inputs.find((i) => i.name === input.name)?.choices;
+          if (input.choices && choices) input.choices.splice(0, input.choices.length, ...choices);
+        }
+      }
+      for (const node of graph.nodes.values()) graph.emit("node-changed", { node, what: "values" });
+      notify.toast("node list and model files refreshed");
+    } catch (error) {
+      notify.toast(`could not refresh: ${error.message}`, "error");
+    }
+  }
+
+  const actions = {
+    queue,
+    save: () => downloadJson("workflow.json", graph.toUi(null, canvas.view)),
+    saveApi: () => downloadJson("workflow_api.json", graph.toApi()),
+    undo: () => history.undo(),
+    redo: () => history.redo(),
+    refresh: refreshCatalogue,
+  };
 
   $("#queue").addEventListener("click", queue);
   $("#interrupt").addEventListener("click", () => {
@@ -86,33 +146,31 @@ async function main() {
   });
   $("#add-node").addEventListener("click", (e) => {
     const [x, y] = canvas.toGraph(innerWidth / 2 - 120, innerHeight / 3);
-    menu.open(e.clientX, e.clientY + 20, { onPick: (type) => canvas.select([graph.addNode(type, [x, y]).id]) });
+    nodeSearch.open(e.clientX, e.clientY + 20, { onPick: (type) => canvas.select([graph.addNode(type, [x, y]).id]) });
   });
+  $("#new").addEventListener("click", () => {
+    graph.clear();
+    canvas.setView({ x: 0, y: 0, scale: 1 });
+  });
+  $("#load-default").addEventListener("click", openDefault);
   $("#fit").addEventListener("click", () => canvas.fitView());
-  $("#save").addEventListener("click", save);
+  $("#zoom").addEventListener("click", () => {
+    const rect = canvas.viewport.getBoundingClientRect();
+    canvas.zoomAbout(rect.left + rect.width / 2, rect.top + rect.height / 2, 1 / canvas.view.scale);
+  });
+  canvas.addEventListener("view-changed", ({ detail }) => {
+    $("#zoom").textContent = `${Math.round(detail.scale * 100)}%`;
+  });
+  $("#save").addEventListener("click", actions.save);
+  $("#save-api").addEventListener("click", actions.saveApi);
+  $("#refresh").addEventListener("click", refreshCatalogue);
+  $("#toggle-minimap").addEventListener("click", () => minimap.toggle());
   $("#load-input").addEventListener("change", async (e) => {
     if (e.target.files[0]) await openFile(e.target.files[0]);
     e.target.value = "";
   });
   $("#toggle-gallery").addEventListener("click", () => document.body.classList.toggle("gallery-hidden"));
-
-  document.addEventListener("keydown", (e) => {
-    const ctrl = e.ctrlKey || e.metaKey;
-    if (ctrl && e.key === "Enter") {
-      e.preventDefault();
-      queue();
-      return;
-    }
-    if (e.target.closest("input, textarea, select, [contenteditable]")) return;
-    if (e.key === "Delete" || e.key === "Backspace") canvas.deleteSelected();
-    else if (ctrl && e.key.toLowerCase() === "a") {
-      e.preventDefault();
-      canvas.selectAll();
-    } else if (ctrl && e.key.toLowerCase() === "s") {
-      e.preventDefault();
-      save();
-    }
-  });
+  bindShortcuts({ canvas, graph, clipboard, actions });
   document.addEventListener("dragover", (e) => e.preventDefault());
   document.addEventListener("drop", (e) => {
     e.preventDefault();
@@ -120,14 +178,10 @@ async function main() {
     if (file) openFile(file);
   });
 
-  const initial = await api.workflow("default.json").catch(() => null);
-  if (initial) {
-    try {
-      open(apiDocument(initial, catalogue), "the default workflow");
-    } catch (error) {
-      notify.toast(`the default workflow could not be opened: ${error.message}`, "error");
-    }
-  }
+  // The last session's graph and view come back; a first visit opens the default workflow.
+  const stored = persistence.restore();
+  if (stored) open(stored, "", { fit: !stored.extra?.ds }); // silently: it is what the user left
+  else await openDefault();
 
   // Node packs may ship modules for the editor; each gets the editor's parts through `setup`.
   // (Extensions written for ComfyUI's own front end import its modules, which do not exist here.)
@@ -146,7 +200,7 @@ async function main() {
   }
 
   await connected;
-  window.sigmagraph = { graph, canvas }; // for debugging from the console
+  window.sigmagraph = { graph, canvas, gestures, history }; // for debugging from the console
   window.sigmagraphGeometry = (id) => canvas.geometry(id); // read-only, for tests
   document.body.dataset.ready = "true";
 }

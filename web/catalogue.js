@@ -9,10 +9,22 @@ const SEED_NAMES = new Set(["seed", "noise_seed"]);
 
 export const CONTROL_MODES = ["fixed", "increment", "decrement", "randomize"];
 
-/** Map of node type name → definition. */
+// The editor's own node types, which never run (ComfyUI's front end has the same): notes and reroutes.
+const EDITOR_NODES = {
+  Note: { display_name: "Note", category: "utils", description: "A note on the canvas; it does not run.",
+    input: { required: { text: ["STRING", { multiline: true }] } }, output: [] },
+  MarkdownNote: { display_name: "Markdown Note", category: "utils", description: "A note on the canvas.",
+    input: { required: { text: ["STRING", { multiline: true }] } }, output: [] },
+  Reroute: { display_name: "Reroute", category: "utils", description: "A point a link passes through.",
+    input: { required: { value: ["*"] } }, output: ["*"], output_name: [""] },
+};
+
+/** Map of node type name → definition: the server's catalogue and the editor's own nodes. */
 export function readCatalogue(objectInfo) {
   const defs = new Map();
-  for (const [name, info] of Object.entries(objectInfo)) defs.set(name, nodeDefinition(name, info));
+  for (const [name, info] of Object.entries({ ...EDITOR_NODES, ...objectInfo })) {
+    defs.set(name, nodeDefinition(name, info));
+  }
   return defs;
 }
 
@@ -35,6 +47,7 @@ function nodeDefinition(name, info) {
     outputNode: Boolean(info.output_node),
     deprecated: Boolean(info.deprecated),
     missing: false,
+    editorOnly: name in EDITOR_NODES,
     inputs,
     outputs: (info.output ?? []).map((type, i) => ({
       type: Array.isArray(type) ? "COMBO" : String(type),

@@ -1,103 +1,83 @@
 // The add-node menu: a search box over the catalogue, opened where the user asked for a node.
 //
-// Every word typed must appear in the node's display name, type name or category; names that
-// start with the query come first. Arrow keys move, Enter picks, Escape or a click outside closes.
+// The search forgives: every word typed must match the node's display name, type name or category
+// as a substring, as letters in order ("ksadv" → KSampler (Advanced)) or with one typo (two in long
+// words); closer matches rank first, then names that start with the query. Arrow keys move, Enter
+// picks, Escape or a click outside closes.
 
-import { h } from "./dom.js";
+import { SearchList } from "./search_list.js";
 
 const MAX_ITEMS = 60;
 
-export class NodeMenu {
+export class NodeMenu extends SearchList {
   constructor(root, catalogue) {
-    this.root = root;
+    super(root, { placeholder: "Search nodes…", label: "search nodes", fieldTestId: "node-search",
+      itemTestId: "node-menu-item", empty: "no matching node" });
     this.catalogue = catalogue;
-    this.title = h("div", "menu-title");
-    this.search = h("input", "", "", {
-      type: "search", placeholder: "Search nodes…", "data-testid": "node-search", "aria-label": "search nodes",
-    });
-    this.list = h("ul", "", "", { role: "listbox" });
-    root.append(this.title, this.search, this.list);
-    this.request = null;
-    this.active = 0;
-
-    this.search.addEventListener("input", () => this.render());
-    this.search.addEventListener("keydown", (e) => this.key(e));
-    this.list.addEventListener("pointerdown", (e) => e.preventDefault()); // keep focus in the search box
-    this.list.addEventListener("click", (e) => {
-      const item = e.target.closest("li[data-node-type]");
-      if (item) this.pick(item.dataset.nodeType);
-    });
-    document.addEventListener("pointerdown", (e) => {
-      if (!root.hidden && !root.contains(e.target)) this.close();
-    }, true);
   }
 
   /** Opens at a page position; `filter(def)` narrows the list, `onPick(type)` receives the choice. */
   open(clientX, clientY, { filter = () => true, label = "", onPick }) {
-    this.request = { filter, onPick };
     this.title.textContent = label;
     this.title.hidden = !label;
-    this.search.value = "";
-    this.root.hidden = false;
-    this.render();
-    const { innerWidth, innerHeight } = window;
-    this.root.style.left = `${Math.max(0, Math.min(clientX, innerWidth - this.root.offsetWidth - 8))}px`;
-    this.root.style.top = `${Math.max(0, Math.min(clientY, innerHeight - this.root.offsetHeight - 8))}px`;
-    this.search.focus();
+    this.show(clientX, clientY, { filter, onPick });
   }
 
-  close() {
-    this.root.hidden = true;
-    this.request = null;
+  entries(words) {
+    return this.matches(words).map((def) => ({ value: def.name, label: def.displayName, hint: def.category,
+      title: def.description }));
   }
 
-  pick(type) {
-    const { onPick } = this.request;
-    this.close();
-    onPick(type);
-  }
-
-  matches() {
-    const words = this.search.value.toLowerCase().split(/\s+/).filter(Boolean);
+  matches(words) {
     const query = words.join(" ");
     const ranked = [];
     for (const def of this.catalogue.values()) {
       if (!this.request.filter(def) || def.deprecated) continue;
-      const text = `${def.displayName} ${def.name} ${def.category}`.toLowerCase();
-      if (!words.every((w) => text.includes(w))) continue;
+      const fields = [def.displayName, def.name, def.category].map((f) => f.toLowerCase());
+      const costs = words.map((w) => matchCost(w, fields));
+      if (costs.includes(Infinity)) continue;
       const starts = def.displayName.toLowerCase().startsWith(query) || def.name.toLowerCase().startsWith(query);
-      ranked.push({ def, rank: starts ? 0 : 1 });
+      ranked.push({ def, rank: costs.reduce((a, b) => a + b, 0) * 2 + (starts ? 0 : 1) });
     }
     ranked.sort((a, b) => a.rank - b.rank || a.def.displayName.localeCompare(b.def.displayName));
     return ranked.slice(0, MAX_ITEMS).map((r) => r.def);
   }
+}
 
-  render() {
-    const defs = this.matches();
-    this.active = 0;
-    this.list.replaceChildren(...defs.map((def, i) => {
-      const item = h("li", i === 0 ? "active" : "", "", {
-        "data-node-type": def.name, "data-testid": "node-menu-item", role: "option", title: def.description,
-      });
-      item.append(h("span", "name", def.displayName), h("span", "category", def.category));
-      return item;
-    }));
-    if (!defs.length) this.list.append(h("li", "empty", "no matching node"));
-  }
+/** How loosely `word` is found in a node's [display name, type name, category]: 0 as a substring,
+ * 1 as letters in order in a name, 2 with typos, else Infinity. */
+function matchCost(word, fields) {
+  if (fields.some((f) => f.includes(word))) return 0;
+  const names = fields.slice(0, 2).map((f) => f.replace(/[^a-z0-9]/g, ""));
+  if (word.length >= 3 && names.some((name) => isSubsequence(word, name))) return 1;
+  const allowed = word.length >= 7 ? 2 : word.length >= 4 ? 1 : 0;
+  if (!allowed) return Infinity;
+  const tokens = fields.join(" ").split(/[^a-z0-9]+/).filter(Boolean);
+  // A typo'd word matches the start of a name as well as a whole one ("sampl" → "sampler").
+  const near = tokens.some((t) => editDistance(word, t.slice(0, word.length)) <= allowed
+    || editDistance(word, t) <= allowed);
+  return near ? 2 : Infinity;
+}
 
-  key(event) {
-    const items = [...this.list.querySelectorAll("li[data-node-type]")];
-    if (event.key === "Escape") {
-      this.close();
-    } else if (event.key === "Enter" && items[this.active]) {
-      this.pick(items[this.active].dataset.nodeType);
-    } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
-      event.preventDefault();
-      if (!items.length) return;
-      items[this.active].classList.remove("active");
-      this.active = (this.active + (event.key === "ArrowDown" ? 1 : items.length - 1)) % items.length;
-      items[this.active].classList.add("active");
-      items[this.active].scrollIntoView({ block: "nearest" });
+function isSubsequence(word, text) {
+  let i = 0;
+  for (const ch of text) if (ch === word[i]) i++;
+  return i === word.length;
+}
+
+// Levenshtein distance where swapping two neighbouring letters is one edit (the commonest typo).
+function editDistance(a, b) {
+  let before = null;
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (before && i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        next[j] = Math.min(next[j], before[j - 2] + 1);
+      }
     }
+    [before, row] = [row, next];
   }
+  return row[b.length];
 }

@@ -1,29 +1,34 @@
-// The DOM of one node: title, typed sockets, widgets, run state and outputs.
+// The DOM of one node: title, typed sockets, widgets, run state and outputs, and its layout
+// (mode, colour, collapsed, size). A Reroute is drawn as a small dot between its two sockets.
 //
 // Nodes are elements inside the canvas's transformed layer, so the browser lays them out, keeps
 // overlapping nodes in order and gives widgets real form controls; the canvas draws the links
 // between socket elements and handles pointer gestures.
 
 import { socketColour } from "./catalogue.js";
-import { h } from "./dom.js";
+import { editInPlace, h } from "./dom.js";
+import { MODES } from "./ui_format.js";
 import { createControl, createWidget } from "./widgets.js";
 
 const MIN_WIDTH = 220;
 const MAX_WIDTH = 380;
 const CHAR_WIDTH = 7;
-const HIDDEN_OUTPUT_KEYS = new Set(["images", "animated", "gifs"]);
+// UI outputs drawn otherwise than as text: images here, others by the modules that add them (lab_views.js).
+export const HIDDEN_OUTPUT_KEYS = new Set(["images", "animated", "gifs"]);
 
 export class NodeView {
   constructor(node, env) {
     this.node = node;
     this.env = env;
     this.widgets = [];
-    this.el = h("div", "node", "", { "data-node-id": node.id, "data-node-type": node.type, "data-testid": "node" });
-    this.el.style.width = `${nodeWidth(node.def)}px`;
+    this.el = h("div", node.type === "Reroute" ? "node reroute" : "node", "",
+      { "data-node-id": node.id, "data-node-type": node.type, "data-testid": "node" });
+    this.width = node.type === "Reroute" ? 40 : nodeWidth(node.def);
     this.build();
     this.place();
     this.update("values");
     this.update("run");
+    this.update("layout");
   }
 
   build() {
@@ -79,7 +84,8 @@ export class NodeView {
     this.preview = h("img", "live-preview", "", { alt: "sampling preview", "data-testid": "node-preview" });
     this.output.append(this.values, this.images, this.preview);
     this.error = h("div", "node-error", "", { "data-testid": "node-error" });
-    this.el.append(title, this.progress, sockets, widgets, this.output, this.error);
+    this.el.append(title, this.progress, sockets, widgets, this.output, this.error,
+      h("div", "resize-handle", "", { title: "drag to resize" }));
     this.el.classList.toggle("missing", node.def.missing);
   }
 
@@ -100,6 +106,33 @@ export class NodeView {
     if (what === "title") this.titleText.textContent = this.node.title;
     if (what === "values") for (const widget of this.widgets) widget.refresh();
     if (what === "run") this.showRun();
+    if (what === "layout") this.showLayout();
+  }
+
+  showLayout() {
+    const { node } = this;
+    this.el.classList.toggle("bypassed", node.mode === MODES.bypassed);
+    this.el.classList.toggle("muted", node.mode === MODES.muted);
+    this.el.classList.toggle("collapsed", node.collapsed);
+    this.el.style.setProperty("--title-bg", node.colour?.color ?? "");
+    this.el.style.setProperty("--node-bg", node.colour?.bgcolor ?? "");
+    this.applySize();
+  }
+
+  applySize() {
+    const [width, height] = this.node.size ?? [this.width, 0];
+    this.el.style.width = `${this.node.type === "Reroute" ? this.width : width}px`;
+    this.el.style.minHeight = this.node.collapsed || !height ? "" : `${height}px`;
+  }
+
+  /** [x0, y0, x1, y1] of the node in graph coordinates. */
+  box() {
+    const [x, y] = this.node.pos;
+    return [x, y, x + this.el.offsetWidth, y + this.el.offsetHeight];
+  }
+
+  outputColour(slot) {
+    return this.el.querySelector(`.socket.out[data-output="${slot}"]`)?.style.getPropertyValue("--c") ?? "#9ca3af";
   }
 
   /** Marks linked inputs (their widgets give way to the link) and outputs in use. */
@@ -138,6 +171,7 @@ export class NodeView {
     this.values.hidden = lines.length === 0;
     const urls = (outputs.images ?? []).map((image) => this.env.api.viewUrl(image));
     const shown = [...this.images.children].map((img) => img.getAttribute("src"));
+    this.images.classList.toggle("batch", urls.length > 1);
     if (urls.join("\n") !== shown.join("\n")) {
       this.images.replaceChildren(...urls.map((src) => h("img", "", "", { src, alt: "output image",
         "data-testid": "node-image" })));
@@ -150,6 +184,9 @@ export class NodeView {
 
   /** Centre of a socket in graph coordinates: kind "in" with an input name, or "out" with a slot. */
   socketPosition(kind, key) {
+    if (this.node.collapsed) { // a collapsed node's links meet at the ends of its title bar
+      return [this.node.pos[0] + (kind === "in" ? 0 : this.el.offsetWidth), this.node.pos[1] + 13];
+    }
     const socket = this.el.querySelector(kind === "in" ? `.socket.in[data-input="${CSS.escape(key)}"]`
       : `.socket.out[data-output="${key}"]`);
     if (!socket) return null;
@@ -164,22 +201,7 @@ export class NodeView {
 
   /** Lets the user retitle the node in place (saved as `_meta.title`). */
   editTitle() {
-    const field = h("input", "title-edit", "", { type: "text", "aria-label": "node title" });
-    field.value = this.node.title;
-    this.titleText.replaceChildren(field);
-    field.focus();
-    field.select();
-    const finish = (commit) => {
-      if (!field.isConnected) return;
-      const title = field.value.trim();
-      this.titleText.textContent = this.node.title;
-      if (commit && title) this.env.graph.setTitle(this.node, title);
-    };
-    field.addEventListener("keydown", (e) => {
-      if (e.key === "Enter") finish(true);
-      else if (e.key === "Escape") finish(false);
-    });
-    field.addEventListener("blur", () => finish(true));
+    editInPlace(this.titleText, this.node.title, "node title", (title) => this.env.graph.setTitle(this.node, title));
   }
 }
 

@@ -2,9 +2,10 @@
 //
 // createWidget(node, input, env) → {el, refresh}. A widget writes through env.graph (setValue,
 // setControl) and `refresh()` redraws it from the node's value, so programmatic changes (seed
-// control after queue, loading) show up. env = {graph, api, notify}.
+// control after generate, loading, undo) show up. env = {graph, api, notify}.
 
 import { CONTROL_MODES } from "./catalogue.js";
+import { choiceList } from "./choices.js";
 import { h } from "./dom.js";
 
 const DRAG_PIXELS_PER_STEP = 4;
@@ -26,14 +27,10 @@ export function createWidget(node, input, env) {
   }
 }
 
-/** The seed's "control after queue" choice: what happens to the value once a prompt is queued. */
+/** The seed's "control after generate" choice: what happens to the value once a prompt is queued. */
 export function createControl(node, input, env) {
-  const el = h("label", "widget combo control", "", { title: "what happens to the seed after each queued prompt" });
-  const select = h("select");
-  for (const mode of CONTROL_MODES) select.append(new Option(mode, mode));
-  el.append(h("span", "name", "after queue"), select);
-  select.addEventListener("change", () => env.graph.setControl(node, input.name, select.value));
-  return { el, refresh: () => { select.value = node.controls[input.name]; } };
+  return choiceWidget("control after generate", "what happens to the seed after each queued prompt",
+    () => CONTROL_MODES, () => node.controls[input.name], (mode) => env.graph.setControl(node, input.name, mode));
 }
 
 function decimals(input) {
@@ -150,19 +147,30 @@ function toggleWidget(node, input, env) {
 }
 
 function comboWidget(node, input, env) {
-  const el = h("label", "widget combo", "", { title: tooltip(input) });
-  const select = h("select");
-  el.append(h("span", "name", input.name), select);
-  select.addEventListener("change", () => env.graph.setValue(node, input.name, select.value));
+  return choiceWidget(input.name, tooltip(input), () => input.choices, () => String(node.values[input.name] ?? ""),
+    (value) => env.graph.setValue(node, input.name, value));
+}
+
+// A choice among strings: ◀ ▶ step through them, a click on the value opens the searchable list.
+// A value not among the choices (a model file absent here) stays visible, marked, and is kept.
+function choiceWidget(name, title, choices, get, set) {
+  const el = h("div", "widget combo", "", { title });
+  const dec = h("button", "arrow", "◂", { tabindex: "-1", "aria-label": `previous ${name}` });
+  const inc = h("button", "arrow", "▸", { tabindex: "-1", "aria-label": `next ${name}` });
+  const value = h("button", "value", "", { type: "button", "aria-haspopup": "listbox", "aria-label": name });
+  el.append(dec, h("span", "name", name), value, inc);
+  const step = (by) => {
+    const list = choices();
+    if (!list.length) return;
+    const index = list.indexOf(get());
+    set(list[index < 0 ? 0 : (index + by + list.length) % list.length]);
+  };
+  dec.addEventListener("click", () => step(-1));
+  inc.addEventListener("click", () => step(1));
+  value.addEventListener("click", () => choiceList.open(el, choices(), get(), set));
   const refresh = () => {
-    const value = String(node.values[input.name] ?? "");
-    // A value the server does not offer (a model file absent here) stays visible, marked, and is kept.
-    const choices = input.choices.includes(value) ? input.choices : [...input.choices, value];
-    if (select.options.length !== choices.length || [...select.options].some((o, i) => o.value !== choices[i])) {
-      select.replaceChildren(...choices.map((c) => new Option(c, c)));
-    }
-    select.value = value;
-    el.classList.toggle("unknown", !input.choices.includes(value));
+    value.textContent = get() || "none"; // an empty list (no model file yet) still leaves something to click
+    el.classList.toggle("unknown", !choices().includes(get()));
   };
   return { el, refresh };
 }

@@ -1,15 +1,15 @@
-// Workflow files in and out: API-format JSON (native), ComfyUI UI-format JSON, and PNGs that
-// carry the workflow in text chunks, all read into an API-format document.
+// Workflow files in and out: ComfyUI's UI-format JSON, API-format JSON (the engine's native file),
+// and PNGs that carry the workflow in text chunks.
 
 import { isPng, pngText } from "./png.js";
-import { isUiFormat, uiToApi } from "./ui_import.js";
+import { isUiFormat } from "./ui_format.js";
 
-/** The API-format workflow held by a dropped or picked file. */
-export async function readWorkflowFile(file, catalogue) {
+/** The workflow document (UI or API format) held by a dropped or picked file. */
+export async function readWorkflowFile(file) {
   const buffer = await file.arrayBuffer();
-  if (isPng(new Uint8Array(buffer))) return workflowFromPng(await pngText(buffer), file.name, catalogue);
+  if (isPng(new Uint8Array(buffer))) return workflowFromPng(await pngText(buffer), file.name);
   const text = new TextDecoder().decode(buffer);
-  return apiDocument(parseJson(text, `${file.name} (expected JSON or a PNG written by SaveImage)`), catalogue);
+  return parseJson(text, `${file.name} (expected JSON or a PNG written by SaveImage)`);
 }
 
 function parseJson(text, where) {
@@ -20,17 +20,12 @@ function parseJson(text, where) {
   }
 }
 
-export function apiDocument(doc, catalogue) {
-  return isUiFormat(doc) ? uiToApi(doc, catalogue) : doc;
-}
-
-// The `prompt` chunk is the API format; a PNG from ComfyUI has no layout in it, so when its `workflow`
-// chunk is there too, that one is read instead for the node positions.
-function workflowFromPng(texts, name, catalogue) {
-  const prompt = texts.prompt && parseJson(texts.prompt, `${name}: the PNG's 'prompt' chunk`);
-  const hasLayout = prompt && Object.values(prompt).some((entry) => Array.isArray(entry?._meta?.pos));
-  if (prompt && (hasLayout || !texts.workflow)) return prompt;
-  if (texts.workflow) return apiDocument(parseJson(texts.workflow, `${name}: the PNG's 'workflow' chunk`), catalogue);
+// The `workflow` chunk (UI format) has everything the canvas shows; the `prompt` chunk (API format)
+// is read when there is no usable `workflow` chunk.
+function workflowFromPng(texts, name) {
+  const workflow = texts.workflow && parseJson(texts.workflow, `${name}: the PNG's 'workflow' chunk`);
+  if (isUiFormat(workflow)) return workflow;
+  if (texts.prompt) return parseJson(texts.prompt, `${name}: the PNG's 'prompt' chunk`);
   throw new Error(`${name}: this PNG carries no workflow (no 'prompt' or 'workflow' text chunk)`);
 }
 

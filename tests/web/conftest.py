@@ -56,13 +56,21 @@ def browser():
 
 @pytest.fixture
 def page(browser, server):
-    """The editor, loaded and ready; an uncaught error in the page fails the test."""
+    """The editor, loaded and ready; an uncaught error, a console error or a console warning fails the test."""
     context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
     page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    problems = watch_console(page)
     page.goto(server.url)
     page.wait_for_selector("body[data-ready]", timeout=15000)
     yield page
     context.close()
-    assert not errors, errors
+    assert not problems, problems
+
+
+def watch_console(page) -> list[str]:
+    """A list that collects the page's uncaught errors and its console errors and warnings."""
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    page.on("console", lambda message: problems.append(f"console.{message.type}: {message.text}")
+            if message.type in ("error", "warning") else None)
+    return problems

@@ -8,7 +8,8 @@ import time
 import torch
 from PIL import Image
 
-from sigmagraph.engine import Float, Hidden, Int, node
+from sigmagraph.engine import Combo, Float, Hidden, Int, node
+from sigmagraph.nodes.packs.files import IMAGE_EXTENSIONS, input_files
 
 WEB_DIRECTORY = "extension"
 
@@ -24,3 +25,16 @@ def SolidImage(red: float = Float(0.9, min=0.0, max=1.0), steps: int = Int(4, mi
     image = torch.empty(1, 64, 64, 3)
     image[..., 0], image[..., 1], image[..., 2] = red, 60 / 255, 120 / 255
     return image
+
+
+
+@node(returns=["IMAGE"], category="test")
+def PickedImage(image=Combo(input_files(IMAGE_EXTENSIONS), image_upload=True),
+                strength: float = Float(1.0, min=0.0, max=1.0)):
+    """An 8×8 image, red if its file's name starts so, else blue, dimmed by `strength`.
+
+    Its combo lists the input folder with an upload button, as LoadImage's does (UI-format rules, model refresh).
+    """
+    pixels = torch.zeros(1, 8, 8, 3)
+    pixels[..., 0 if image.startswith("red") else 2] = strength
+    return pixels
