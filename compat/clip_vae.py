@@ -58,6 +58,20 @@ class Tokenizer:
         return {TOKEN_KEYS.get(slot, slot): [list(zip(ids, weights)) for ids, weights in zip(w.ids, w.weights)]
                 for slot, w in self.clip.tokenize(text).items()}
 
+    @staticmethod
+    def of(clip: NativeCLIP) -> "Tokenizer":
+        """The tokenizer class ComfyUI uses for this set of text encoders (packs test it with isinstance)."""
+        slots = {part.slot.name for part in clip.parts}
+        return (SDXLTokenizer if slots == {"clip_l", "clip_g"} else SD1Tokenizer)(clip)
+
+
+class SD1Tokenizer(Tokenizer):
+    """ComfyUI's comfy.sd1_clip.SD1Tokenizer: one CLIP text encoder (SD 1.x and 2.x)."""
+
+
+class SDXLTokenizer(Tokenizer):
+    """ComfyUI's comfy.sdxl_clip.SDXLTokenizer: CLIP-L and CLIP-G together."""
+
 
 class CLIP:
     """ComfyUI's CLIP: a text encoder set with its tokenizer, last layer and weight patches."""
@@ -74,7 +88,7 @@ class CLIP:
         n = cls(no_init=True)
         n.source = clip
         n.cond_stage_model = TextEncoders(clip)
-        n.tokenizer = Tokenizer(clip)
+        n.tokenizer = Tokenizer.of(clip)
         n.patcher = ModelPatcher(n.cond_stage_model, clip.parts[0].device, torch.device("cpu"))
         n.patcher.is_clip = True
         n.layer_idx = clip.layer

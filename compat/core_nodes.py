@@ -41,6 +41,7 @@ class ComfyName:
     module: str | None  # the ComfyUI module that defines the class (None: Sigmagraph's own node)
     function: str  # the class's FUNCTION
     leading: tuple[str, ...] = ()  # arguments ComfyUI's method takes first (the model before the data)
+    choice_lists: tuple[tuple[str, str], ...] = ()  # (class attribute, combo input): choices packs read off the class
 
 
 NODES = "nodes"
@@ -49,11 +50,17 @@ MODEL_ADVANCED = "comfy_extras.nodes_model_advanced"
 SDXL = "comfy_extras.nodes_clip_sdxl"
 MASK = "comfy_extras.nodes_mask"
 AYS = "comfy_extras.nodes_align_your_steps"
+UPSCALE = "comfy_extras.nodes_upscale_model"
+LATENT = "comfy_extras.nodes_latent"
+SD3 = "comfy_extras.nodes_sd3"
+FLUX = "comfy_extras.nodes_flux"
+PERP_NEG = "comfy_extras.nodes_perpneg"
 
 COMFY_NAMES: dict[str, ComfyName] = {
     "CLIPTextEncode": ComfyName(NODES, "encode", ("clip",)),
     "CLIPSetLastLayer": ComfyName(NODES, "set_last_layer"),
     "ConditioningCombine": ComfyName(NODES, "combine"),
+    "ConditioningConcat": ComfyName(NODES, "concat"),
     "ConditioningSetArea": ComfyName(NODES, "append"),
     "ConditioningSetTimestepRange": ComfyName(NODES, "set_range"),
     "ConditioningZeroOut": ComfyName(NODES, "zero_out"),
@@ -69,9 +76,14 @@ COMFY_NAMES: dict[str, ComfyName] = {
     "DualCLIPLoader": ComfyName(NODES, "load_clip"),
     "LoraLoader": ComfyName(NODES, "load_lora"),
     "LoraLoaderModelOnly": ComfyName(NODES, "load_lora_model_only"),
+    "ControlNetLoader": ComfyName(NODES, "load_controlnet"),
+    "DiffControlNetLoader": ComfyName(NODES, "load_controlnet"),
+    "ControlNetApply": ComfyName(NODES, "apply_controlnet"),
+    "ControlNetApplyAdvanced": ComfyName(NODES, "apply_controlnet"),
     "EmptyLatentImage": ComfyName(NODES, "generate"),
-    "LatentUpscale": ComfyName(NODES, "upscale"),
-    "LatentUpscaleBy": ComfyName(NODES, "upscale"),
+    "LatentUpscale": ComfyName(NODES, "upscale", choice_lists=(("upscale_methods", "upscale_method"),
+                                                               ("crop_methods", "crop"))),
+    "LatentUpscaleBy": ComfyName(NODES, "upscale", choice_lists=(("upscale_methods", "upscale_method"),)),
     "LatentFromBatch": ComfyName(NODES, "frombatch"),
     "RepeatLatentBatch": ComfyName(NODES, "repeat"),
     "SetLatentNoiseMask": ComfyName(NODES, "set_mask"),
@@ -83,16 +95,38 @@ COMFY_NAMES: dict[str, ComfyName] = {
     "PreviewImage": ComfyName(NODES, "save_images"),
     "LoadImage": ComfyName(NODES, "load_image"),
     "LoadImageMask": ComfyName(NODES, "load_image"),
-    "ImageScale": ComfyName(NODES, "upscale"),
-    "ImageScaleBy": ComfyName(NODES, "upscale"),
+    "ImageScale": ComfyName(NODES, "upscale", choice_lists=(("upscale_methods", "upscale_method"),
+                                                            ("crop_methods", "crop"))),
+    "ImageScaleBy": ComfyName(NODES, "upscale", choice_lists=(("upscale_methods", "upscale_method"),)),
     "ImageInvert": ComfyName(NODES, "invert"),
+    "ImageBatch": ComfyName(NODES, "batch"),
+    "CLIPVisionLoader": ComfyName(NODES, "load_clip"),
+    "CLIPVisionEncode": ComfyName(NODES, "encode"),
+    "UpscaleModelLoader": ComfyName(UPSCALE, "load_model"),
+    "ImageUpscaleWithModel": ComfyName(UPSCALE, "upscale"),
     "CLIPTextEncodeSDXL": ComfyName(SDXL, "encode"),
     "CLIPTextEncodeSDXLRefiner": ComfyName(SDXL, "encode", ("clip",)),
     "SolidMask": ComfyName(MASK, "solid"),
     "MaskComposite": ComfyName(MASK, "combine"),
     "ModelSamplingDiscrete": ComfyName(MODEL_ADVANCED, "patch"),
     "ModelSamplingSD3": ComfyName(MODEL_ADVANCED, "patch"),
+    "ModelSamplingFlux": ComfyName(MODEL_ADVANCED, "patch"),
+    "ModelSamplingAuraFlow": ComfyName(MODEL_ADVANCED, "patch_aura"),
+    "TripleCLIPLoader": ComfyName(SD3, "load_clip"),
+    "EmptySD3LatentImage": ComfyName(SD3, "generate"),
+    "CLIPTextEncodeSD3": ComfyName(SD3, "encode", ("clip",)),
+    "SkipLayerGuidanceSD3": ComfyName(SD3, "skip_guidance_sd3"),
+    "CLIPTextEncodeFlux": ComfyName(FLUX, "encode", ("clip",)),
+    "FluxGuidance": ComfyName(FLUX, "append"),
+    "FluxKontextImageScale": ComfyName(FLUX, "scale"),
+    "FluxKontextMultiReferenceLatentMethod": ComfyName(FLUX, "append"),
     "AlignYourStepsScheduler": ComfyName(AYS, "get_sigmas"),
+    "PerpNegGuider": ComfyName(PERP_NEG, "get_guider"),
+    **{name: ComfyName(LATENT, "op") for name in (
+        "LatentAdd", "LatentSubtract", "LatentMultiply", "LatentInterpolate", "LatentBatchSeedBehavior")},
+    "LatentBatch": ComfyName(LATENT, "batch"),
+    "LatentConcat": ComfyName(LATENT, "execute"),
+    "LatentCut": ComfyName(LATENT, "execute"),
     "SamplerCustom": ComfyName(SAMPLING, "sample"),
     "SamplerCustomAdvanced": ComfyName(SAMPLING, "sample"),
     "CFGGuider": ComfyName(SAMPLING, "get_guider"),
@@ -257,6 +291,9 @@ def node_class(spec: NodeSpec) -> type:
         "DEPRECATED": spec.deprecated,
         "EXPERIMENTAL": spec.experimental,
     }
+    combos = {inp.name: inp for inp in spec.inputs if isinstance(inp, ComboInput)}
+    for attribute, input_name in name.choice_lists:
+        attributes[attribute] = list(combos[input_name].choices)
     if spec.fingerprint is not None:
         attributes["IS_CHANGED"] = _is_changed(spec)
     if not hasattr(base, name.function):

@@ -19,9 +19,11 @@ from typing import Any, Callable, Sequence
 from torch import Tensor
 
 from sigmagraph.nodes.diffusion_model import DiffusionModel
-from sigmagraph.nodes.guiders import Guider, SamplingRun, SeededNoise
+from sigmagraph.nodes.guiders import Guider, PerpNegGuider, SamplingRun, SeededNoise
 from sigmagraph.nodes.sampling.guidance import (Condition, Conditioning, GuidedDenoiser, predict_conditions,
                                                 resolve_conditioning, with_matching_areas)
+from sigmagraph.nodes.sampling.control import with_uncond_controls
+from sigmagraph.nodes.sampling.perp_neg import PerpNegDenoiser
 
 from .models import BaseModel
 from .patcher import ModelPatcher, create_model_options_clone, diffusion_model, hooks
@@ -71,9 +73,12 @@ def calc_cond_batch(model: BaseModel, conds: Sequence[Sequence[Condition] | None
 def resolved(original_conds: dict[str, list[dict]], model: DiffusionModel,
              latent_shape: Sequence[int]) -> dict[str, list[Condition]]:
     """A guider's conditions resolved for a latent, each area matched in the other lists (ComfyUI's process_conds)."""
-    conds = {name: resolve_conditioning(conditioning(converted), latent_shape, model.encode_condition,
+    plain = {name: conditioning(converted) for name, converted in original_conds.items()}
+    if "positive" in plain and "negative" in plain:  # ControlNetApply's control reaches the negative too
+        plain["negative"] = with_uncond_controls(plain["positive"], plain["negative"])
+    conds = {name: resolve_conditioning(entries, latent_shape, model.encode_condition,
                                         model.model_sampling.percent_to_sigma, name)
-             for name, converted in original_conds.items()}
+             for name, entries in plain.items()}
     if "positive" in conds and "negative" in conds:
         conds["positive"], conds["negative"] = with_matching_areas(conds["positive"], conds["negative"])
     return conds
@@ -137,6 +142,27 @@ class CFGGuider:
         return out["samples"]
 
 
+class Guider_PerpNeg(CFGGuider):  # noqa: N801 - ComfyUI's name (comfy_extras.nodes_perpneg)
+    """ComfyUI's Perp-Neg guider: positive, negative and an empty prompt; Sigmagraph's PerpNegDenoiser."""
+
+    neg_scale = 1.0
+
+    def set_conds(self, positive: Conditioning, negative: Conditioning,  # type: ignore[override]
+                  empty_negative_prompt: Conditioning) -> None:
+        empty = [[cond, {**options, "prompt_type": "negative"}] for cond, options in empty_negative_prompt]
+        self.inner_set_conds({"positive": positive, "empty_negative_prompt": empty, "negative": negative})
+
+    def set_cfg(self, cfg: float, neg_scale: float = 1.0) -> None:  # type: ignore[override]
+        self.cfg, self.neg_scale = cfg, neg_scale
+
+    def predict_noise(self, x: Tensor, timestep: Tensor, model_options: dict | None = None,
+                      seed: int | None = None) -> Tensor:
+        _, post_cfg, wrapper = hooks(model_options or {}, self.inner_model)
+        return PerpNegDenoiser(self.inner_model.denoiser(), self.conds.get("positive", []),
+                               self.conds.get("negative", []), self.conds.get("empty_negative_prompt", []), self.cfg,
+                               self.neg_scale, post_cfg, wrapper)(x, timestep)
+
+
 @dataclass(frozen=True)
 class GivenNoise(SeededNoise):
     """NOISE of a given tensor (ComfyUI's sample functions take the noise itself, with the seed beside it)."""
@@ -147,10 +173,10 @@ class GivenNoise(SeededNoise):
         return self.tensor
 
 
-def own_prediction(guider: CFGGuider) -> bool:
-    """Whether a CFGGuider predicts as CFGGuider does (a pack's subclass may not)."""
-    return all(getattr(type(guider), name) is getattr(CFGGuider, name)
-               for name in ("__call__", "outer_predict_noise", "predict_noise"))
+def predicts_as(guider: CFGGuider, base: type[CFGGuider]) -> bool:
+    """Whether a guider predicts as the class `base` does (a pack's subclass may not)."""
+    return isinstance(guider, base) and all(getattr(type(guider), name) is getattr(base, name)
+                                            for name in ("__call__", "outer_predict_noise", "predict_noise"))
 
 
 def run_options(guider: CFGGuider, sigmas: Tensor) -> dict[str, Any]:
@@ -193,7 +219,10 @@ def guider_value(guider: CFGGuider) -> Guider:
     positive = conditioning(guider.original_conds.get("positive", []))
     negative = guider.original_conds.get("negative")
     negative = None if negative is None else conditioning(negative)
-    if own_prediction(guider):
+    if predicts_as(guider, Guider_PerpNeg):
+        empty = conditioning(guider.original_conds.get("empty_negative_prompt", []))
+        return PerpNegGuider(model, positive, negative, guider.cfg, empty, guider.neg_scale)
+    if predicts_as(guider, CFGGuider):
         return Guider(model, positive, negative, guider.cfg)
     return PackGuider(model, positive, negative, guider.cfg, comfy=guider)
 
@@ -202,6 +231,11 @@ def comfy_guider(guider: Guider) -> CFGGuider:
     """The CFGGuider a pack receives for a GUIDER."""
     if isinstance(guider, PackGuider):
         return guider.comfy
+    if isinstance(guider, PerpNegGuider):
+        perp_neg = Guider_PerpNeg(ModelPatcher.of(guider.model))
+        perp_neg.set_conds(guider.positive, guider.negative or [], guider.empty)
+        perp_neg.set_cfg(guider.cfg, guider.neg_scale)
+        return perp_neg
     comfy = CFGGuider(ModelPatcher.of(guider.model))
     comfy.inner_set_conds({"positive": guider.positive,
                            **({} if guider.negative is None else {"negative": guider.negative})})

@@ -1,8 +1,7 @@
 """ComfyUI's latent formats (comfy.latent_formats) and their conversion to and from Sigmagraph's LatentFormat.
 
-SD15 and SDXL are Sigmagraph's own formats (nodes/models/families.py) in ComfyUI's classes; SD3
-and Flux, whose latents are shifted before scaling, have no Sigmagraph family yet and carry
-ComfyUI's published scale and shift without a preview map.
+SD15, SDXL, SD3 and Flux are Sigmagraph's own formats (nodes/models/families.py) in ComfyUI's
+classes; a format of any other class converts through its scale, shift and preview factors.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import torch
 from torch import Tensor
 
 from sigmagraph.nodes.diffusion_model import LatentFormat as NativeFormat
-from sigmagraph.nodes.models.families import SD_LATENT, SDXL_LATENT
+from sigmagraph.nodes.models.families import FLUX_LATENT, SD3_LATENT, SD_LATENT, SDXL_LATENT
 
 
 def _rows(factors: tuple[tuple[float, ...], ...] | None) -> list[list[float]] | None:
@@ -24,6 +23,7 @@ class LatentFormat:
     """A latent space: channels, scale factor, and the latent -> RGB factors previews use."""
 
     scale_factor = 1.0
+    shift_factor = 0.0
     latent_channels = 4
     latent_dimensions = 2
     latent_rgb_factors: list[list[float]] | None = None
@@ -31,15 +31,15 @@ class LatentFormat:
     taesd_decoder_name: str | None = None
 
     def process_in(self, latent: Tensor) -> Tensor:
-        return latent * self.scale_factor
+        return (latent - self.shift_factor) * self.scale_factor
 
     def process_out(self, latent: Tensor) -> Tensor:
-        return latent / self.scale_factor
+        return latent / self.scale_factor + self.shift_factor
 
 
 def _fill(instance: LatentFormat, fmt: NativeFormat) -> LatentFormat:
     """`instance` with a Sigmagraph format's numbers (and the format itself, for the way back)."""
-    instance.scale_factor, instance.latent_channels = fmt.scale_factor, fmt.channels
+    instance.scale_factor, instance.shift_factor, instance.latent_channels = fmt.scale_factor, fmt.shift, fmt.channels
     instance.latent_rgb_factors = _rows(fmt.rgb_factors)
     instance.latent_rgb_factors_bias = None if fmt.rgb_bias == (0.0, 0.0, 0.0) else list(fmt.rgb_bias)
     instance._native = fmt
@@ -68,26 +68,25 @@ class SDXL(LatentFormat):
 class SD3(LatentFormat):
     """SD3 latents: 16 channels, shifted by 0.0609 then scaled by 1.5305."""
 
-    latent_channels = 16
+    latent_channels, scale_factor, shift_factor = 16, SD3_LATENT.scale_factor, SD3_LATENT.shift
 
     def __init__(self):
-        self.scale_factor, self.shift_factor = 1.5305, 0.0609
-
-    def process_in(self, latent: Tensor) -> Tensor:
-        return (latent - self.shift_factor) * self.scale_factor
-
-    def process_out(self, latent: Tensor) -> Tensor:
-        return latent / self.scale_factor + self.shift_factor
+        _fill(self, SD3_LATENT)
+        self.taesd_decoder_name = "taesd3_decoder"
 
 
-class Flux(SD3):
+class Flux(LatentFormat):
     """Flux latents: 16 channels, shifted by 0.1159 then scaled by 0.3611."""
 
+    latent_channels, scale_factor, shift_factor = 16, FLUX_LATENT.scale_factor, FLUX_LATENT.shift
+
     def __init__(self):
-        self.scale_factor, self.shift_factor = 0.3611, 0.1159
+        _fill(self, FLUX_LATENT)
+        self.taesd_decoder_name = "taef1_decoder"
 
 
-NATIVE_CLASSES: dict[NativeFormat, type[LatentFormat]] = {SD_LATENT: SD15, SDXL_LATENT: SDXL}
+NATIVE_CLASSES: dict[NativeFormat, type[LatentFormat]] = {SD_LATENT: SD15, SDXL_LATENT: SDXL, SD3_LATENT: SD3,
+                                                          FLUX_LATENT: Flux}
 
 
 def comfy_latent_format(fmt: NativeFormat) -> LatentFormat:
@@ -97,15 +96,16 @@ def comfy_latent_format(fmt: NativeFormat) -> LatentFormat:
 
 
 def native_latent_format(obj: Any) -> NativeFormat:
-    """The Sigmagraph latent format of a ComfyUI one; formats that shift latents have none."""
+    """The Sigmagraph latent format of a ComfyUI one (a shift and a scale; other transforms have none)."""
     own = getattr(obj, "_native", None)
-    if own is not None and own.scale_factor == obj.scale_factor:
+    if own is not None and own.scale_factor == obj.scale_factor and own.shift == obj.shift_factor:
         return own
     if type(obj).process_in is not LatentFormat.process_in or type(obj).process_out is not LatentFormat.process_out:
-        raise ValueError(f"latent format {type(obj).__name__} transforms latents beyond a scale factor, which "
-                         f"Sigmagraph's models do not support")
+        raise ValueError(f"latent format {type(obj).__name__} transforms latents beyond a shift and a scale, "
+                         f"which Sigmagraph's models do not support")
     factors = obj.latent_rgb_factors
     bias = obj.latent_rgb_factors_bias
     return NativeFormat(channels=obj.latent_channels, scale_factor=float(obj.scale_factor),
+                        shift=float(getattr(obj, "shift_factor", 0.0) or 0.0),
                         rgb_factors=None if factors is None else tuple(tuple(map(float, row)) for row in factors),
                         rgb_bias=(0.0, 0.0, 0.0) if bias is None else tuple(float(v) for v in torch.as_tensor(bias)))

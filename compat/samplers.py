@@ -16,6 +16,8 @@ handler put in SCHEDULER_HANDLERS in SCHEDULES, so KSampler and KSamplerSelect o
 
 from __future__ import annotations
 
+import functools
+
 import logging
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
@@ -31,7 +33,8 @@ from sigmagraph.nodes.sampling.samplers.common import Callback, Denoiser
 from sigmagraph.nodes.sampling.samplers.common import Sampler as SamplerFunction
 from sigmagraph.nodes.sampling.schedules import SCHEDULES
 
-from .guiders import CFGGuider, PackGuider, comfy_guider, guidance, own_prediction, run_options
+from . import state
+from .guiders import CFGGuider, PackGuider, comfy_guider, guidance, predicts_as, run_options
 from .model_sampling import comfy_model_sampling, native
 
 log = logging.getLogger("sigmagraph.compat")
@@ -83,7 +86,7 @@ class KSamplerX0Inpaint:
     def with_uncond(self) -> Callable[..., tuple[Tensor, Tensor]] | None:
         """(guided x0, unconditional x0), for Sigmagraph's CFG++ samplers; None when a pack's guider predicts."""
         guider = self.inner_model
-        if not own_prediction(guider):
+        if not predicts_as(guider, CFGGuider):
             return None
 
         def with_uncond(x: Tensor, sigma: Tensor, denoise_mask: Tensor | None = None,
@@ -123,12 +126,35 @@ def k_model(model: Denoiser, sigmas: Tensor, extra_args: dict | None) -> tuple[K
     return model_k, comfy_args
 
 
+@functools.cache
+def with_model_frame(function: SamplerFunction) -> SamplerFunction:
+    """A Sigmagraph sampler as packs call it, with ComfyUI's extra_args: the model's parametrization, which
+    Sigmagraph's samplers read from extra_args["model_sampling"] (a flow model takes the _RF forms), is
+    added from model_k. `__wrapped__` is the sampler itself; one wrapper per sampler, so that
+    `sampler_object(name).sampler_function is sample_<name>` holds, as in ComfyUI."""
+    @functools.wraps(function)
+    def sample(model: Any, x: Tensor, sigmas: Tensor, extra_args: dict | None = None, *args: Any,
+               **kwargs: Any) -> Tensor:
+        if "model_sampling" not in (extra_args or {}):
+            # model_k itself, or (through a pack's wrapper of it) the run the pack's sampler serves
+            found = model._model_sampling() if isinstance(model, KSamplerX0Inpaint) else state.sampling_model.get()
+            if found is not None:
+                extra_args = {**(extra_args or {}), "model_sampling": found}
+        return function(model, x, sigmas, extra_args, *args, **kwargs)
+
+    return sample
+
+
 def comfy_sampler(function: Callable[..., Tensor]) -> SamplerFunction:
     """A ComfyUI sampler function (model_k, x, sigmas, extra_args, callback, disable, **options) as a Sigmagraph one."""
     def sample(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = None,
                callback: Callback | None = None, disable: bool | None = None, **params: Any) -> Tensor:
         model_k, comfy_args = k_model(model, sigmas, extra_args)
-        return function(model_k, x, sigmas, extra_args=comfy_args, callback=callback, disable=disable, **params)
+        token = state.sampling_model.set(model_k._model_sampling())
+        try:
+            return function(model_k, x, sigmas, extra_args=comfy_args, callback=callback, disable=disable, **params)
+        finally:
+            state.sampling_model.reset(token)
 
     sample.__name__ = sample.__qualname__ = getattr(function, "__name__", "comfy_sampler")
     sample.__doc__ = getattr(function, "__doc__", None)
@@ -162,7 +188,8 @@ def ksampler(sampler_name: str, extra_options: dict | None = None, inpaint_optio
     """The KSAMPLER of a sampler name (a pack's registered name gives the pack's own function)."""
     if sampler_name not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler_name!r}: expected one of {', '.join(SAMPLERS)}")
-    sampler = KSAMPLER(PACK_SAMPLERS.get(sampler_name, SAMPLERS[sampler_name]), extra_options, inpaint_options)
+    function = PACK_SAMPLERS.get(sampler_name) or with_model_frame(SAMPLERS[sampler_name])
+    sampler = KSAMPLER(function, extra_options, inpaint_options)
     sampler.name = sampler_name
     return sampler
 
@@ -184,7 +211,7 @@ class PackSampler(SamplerChoice):
 
 def _builtin_name(sampler: KSAMPLER) -> str | None:
     """The Sigmagraph name of a KSAMPLER's function, when it is a built-in sampler."""
-    function = sampler.sampler_function
+    function = getattr(sampler.sampler_function, "__wrapped__", sampler.sampler_function)
     if sampler.name in BUILTIN_SAMPLERS and SAMPLERS[sampler.name] is function:
         return sampler.name
     return next((name for name in BUILTIN_SAMPLERS if SAMPLERS[name] is function), None)

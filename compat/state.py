@@ -63,6 +63,8 @@ def folder_table() -> dict[str, tuple[list[str], Any]]:
 # The running node
 
 _run: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar("sigmagraph_compat_run", default=None)
+# The parametrization of the model a pack's sampler function is sampling (its extra_args, ComfyUI's, lack it).
+sampling_model: contextvars.ContextVar[Any] = contextvars.ContextVar("sigmagraph_compat_sampling_model", default=None)
 # GraphBuilder's default id prefix (root, call index, graph index), as ComfyUI sets it per node call.
 graph_prefix: contextvars.ContextVar[tuple[str, int, int]] = contextvars.ContextVar(
     "graph_builder_default_prefix", default=("", 0, 0))

@@ -28,7 +28,8 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from sigmagraph.engine import Hidden, NodeOutput, NodeSpec, RunContext
 from sigmagraph.engine.awaitables import run_sync, settle
-from sigmagraph.engine.classic import ui_lists
+from sigmagraph.engine.classic import keyword_names, takes_everything, ui_lists
+from sigmagraph.engine.expansion import ExecutionBlocker
 from sigmagraph.engine.spec import (ALWAYS_RUN, BooleanInput, ComboInput, FloatInput, InputSpec, IntInput, OutputSpec,
                                     SocketInput, StringInput)
 
@@ -216,7 +217,6 @@ class _Runner:
     outputs: tuple[OutputSpec, ...]
     input_is_list: bool
     is_async: bool
-    validates: bool  # the class defines validate_inputs
 
     def __call__(self, **kwargs: Any) -> NodeOutput:
         """The blocking call the engine makes (an async `execute` is run to completion)."""
@@ -241,37 +241,32 @@ class _Runner:
 
     def lazy_status(self, **kwargs: Any) -> Any:
         """`check_lazy_status` on the inputs so far (lazy ones not evaluated: None): the lazy inputs it needs."""
-        clone, inputs, context = self._prepare(kwargs, validate=False)
+        clone, inputs, context = self._prepare(kwargs)
         with _running(context):
             return clone.check_lazy_status(**inputs)
 
-    def _prepare(self, kwargs: dict[str, Any], validate: bool = True) -> tuple[type, dict[str, Any], RunContext | None]:
+    def validate(self, **inputs: Any) -> Any:
+        """`validate_inputs` on the inputs it takes, before the run (True, or the error string)."""
+        clone = self.cls.PREPARE_CLASS_CLONE(None)
+        signature = inspect.signature(clone.validate_inputs)
+        nested = self.layout.nest(inputs)
+        if not takes_everything(signature):
+            nested = {k: v for k, v in nested.items() if k in signature.parameters}
+        return settle(clone.validate_inputs(**nested))
+
+    def _prepare(self, kwargs: dict[str, Any]) -> tuple[type, dict[str, Any], RunContext | None]:
         context = kwargs.pop(_CONTEXT, None)
         hidden = {kind: kwargs.pop(keyword) for kind, (keyword, _) in _HIDDEN.items() if keyword in kwargs}
         types = {spec.name: values.input_type(spec) for spec in self.layout.inputs}
         flat = {k: values.converted(values.to_comfy, types[k], v, self.input_is_list) if k in types else v
                 for k, v in kwargs.items()}
-        inputs = self.layout.nest(flat)
-        clone = self.cls.PREPARE_CLASS_CLONE({"hidden_inputs": hidden})
-        if validate and self.validates:
-            self._validate(clone, inputs)
-        return clone, inputs, context
-
-    def _validate(self, clone: type, inputs: dict[str, Any]) -> None:
-        """ComfyUI checks validate_inputs before a run; the engine has no such hook yet, so it runs here."""
-        accepted = inspect.signature(clone.validate_inputs).parameters
-        takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-        verdict = settle(clone.validate_inputs(**{k: v for k, v in inputs.items() if takes_all or k in accepted}))
-        if verdict is not True:
-            raise ValueError(f"custom validation failed for {self.cls.__name__}: {verdict}")
+        return self.cls.PREPARE_CLASS_CLONE({"hidden_inputs": hidden}), self.layout.nest(flat), context
 
     def _finish(self, out: Any) -> NodeOutput:
-        if out.block_execution is not None:
-            raise RuntimeError(f"{self.cls.__name__} blocked execution ({out.block_execution}); Sigmagraph does "
-                               f"not run ExecutionBlocker outputs")
-        if out.expand is not None:
-            raise RuntimeError(f"{self.cls.__name__} expanded into a subgraph; Sigmagraph does not run node "
-                               f"expansion (NodeOutput(expand=...))")
+        if out.block_execution is not None:  # every output blocked, with the node's message
+            return NodeOutput((ExecutionBlocker(out.block_execution),) * len(self.outputs), _ui_payload(out.ui))
+        if out.expand is not None:  # the results are links into the expanded graph: nothing to convert
+            return NodeOutput(tuple(out.result or ()), _ui_payload(out.ui), out.expand)
         args = out.result or ()
         result = tuple(values.converted(values.from_comfy, o.type, v, o.is_list) for o, v in zip(self.outputs, args))
         return NodeOutput(result + tuple(args[len(self.outputs):]), _ui_payload(out.ui))
@@ -316,7 +311,9 @@ def spec_from_v3(cls: type, name: str | None = None, display_name: str | None = 
     schema = cls.GET_SCHEMA()
     outputs = tuple(_output_spec(o) for o in schema.outputs)
     runner = _Runner(cls, _lay_out(cls, schema.inputs, _Layout()), outputs, bool(schema.is_input_list),
-                     inspect.iscoroutinefunction(cls.execute), first_real_override(cls, "validate_inputs") is not None)
+                     inspect.iscoroutinefunction(cls.execute))
+    validates = first_real_override(cls, "validate_inputs") is not None
+    validate_signature = inspect.signature(cls.validate_inputs)
     hidden = {_CONTEXT: Hidden.CONTEXT} | {_HIDDEN[kind][0]: _HIDDEN[kind][1]
                                            for kind in map(_plain, schema.hidden) if kind in _HIDDEN}
     return V3NodeSpec(
@@ -334,6 +331,9 @@ def spec_from_v3(cls: type, name: str | None = None, display_name: str | None = 
         function_async=runner.call_async if runner.is_async else None,
         fingerprint=runner.fingerprint if first_real_override(cls, "fingerprint_inputs") is not None else None,
         lazy_status=runner.lazy_status if any(inp.lazy for inp in runner.layout.inputs) else None,
+        validate_inputs=runner.validate if validates else None,
+        validate_inputs_takes=keyword_names(validate_signature),
+        validate_inputs_takes_all=takes_everything(validate_signature),
         python_module=module or cls.__module__,
         deprecated=bool(schema.is_deprecated),
         experimental=bool(schema.is_experimental),

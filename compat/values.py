@@ -16,13 +16,20 @@ from typing import Any, Callable
 from sigmagraph.engine.spec import InputSpec, SocketInput
 from sigmagraph.nodes.diffusion_model import DiffusionModel
 from sigmagraph.nodes.guiders import Guider, SamplerChoice
+from sigmagraph.nodes.models.clip_vision import VisionOutput
+from sigmagraph.nodes.models.clip_vision_model import CLIPVision
+from sigmagraph.nodes.models.controlnet import ControlNetNetwork
 from sigmagraph.nodes.models.runtime import CLIP as NativeCLIP
 from sigmagraph.nodes.models.runtime import VAE as NativeVAE
+from sigmagraph.nodes.models.upscale_model import UpscaleModel
 
 from .clip_vae import CLIP, VAE, clip_value, vae_value
+from .clip_vision import ClipVisionModel, Output, clip_vision_value, output_value
+from .controlnet import ControlNet, controlnet_value
 from .guiders import CFGGuider, comfy_guider, guider_value
 from .patcher import ModelPatcher, diffusion_model
 from .samplers import Sampler, comfy_sampler_value, sampler_value
+from .upscale_model import ImageModelDescriptor, upscale_model_value
 
 
 def _same(value: Any) -> Any:
@@ -56,6 +63,10 @@ CONVERTERS: dict[str, Converter] = {
     "VAE": _facade(NativeVAE, VAE, VAE.of, vae_value),
     "SAMPLER": _facade(SamplerChoice, Sampler, comfy_sampler_value, sampler_value),  # KSAMPLER
     "GUIDER": _facade(Guider, CFGGuider, comfy_guider, guider_value),
+    "CONTROL_NET": _facade(ControlNetNetwork, ControlNet, ControlNet.of, controlnet_value),
+    "UPSCALE_MODEL": _facade(UpscaleModel, ImageModelDescriptor, ImageModelDescriptor.of, upscale_model_value),
+    "CLIP_VISION": _facade(CLIPVision, ClipVisionModel, ClipVisionModel.of, clip_vision_value),
+    "CLIP_VISION_OUTPUT": _facade(VisionOutput, Output, Output.of, output_value),
 }
 
 

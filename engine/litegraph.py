@@ -158,10 +158,12 @@ def named_widget_values(node: UiNode, spec: NodeSpec | None) -> dict[str, Any]:
     values, out = list(node.widgets_values or []), {}
     i = 0
     for widget in widget_inputs(spec):
-        if i >= len(values):
-            break
         if widget.name in spec.inactive_inputs(out):
             continue  # a dynamic combo's widget for a choice not taken: the front end does not show it
+        if i >= len(values):  # a file saved before the node had this widget: the front end shows its default
+            if getattr(widget, "default", None) is not None:
+                out[widget.name] = widget.default
+            continue
         out[widget.name] = values[i]
         i += 1
         if i < len(values) and ((has_control_widget(widget) and values[i] in CONTROL_VALUES)

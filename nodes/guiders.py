@@ -14,8 +14,9 @@ import torch
 from torch import Tensor
 
 from .diffusion_model import DiffusionModel
-from .sampling.guidance import Conditioning, guided_denoiser
+from .sampling.guidance import Conditioning, guided_denoiser, resolve_conditioning, with_matching_areas
 from .sampling.noise import initial_noise
+from .sampling.perp_neg import PerpNegDenoiser
 from .sampling.sample import run_sampler
 from .sampling.samplers import DISCARD_PENULTIMATE_SIGMA, SAMPLERS
 from .sampling.samplers.common import Callback, Denoiser, Sampler
@@ -146,3 +147,23 @@ class Guider:
         denoised = last_denoised[0] if last_denoised else out
         return ({**latent, "samples": fmt.process_out(out).cpu()},
                 {**latent, "samples": fmt.process_out(denoised).cpu()})
+
+
+@dataclass(frozen=True, eq=False)
+class PerpNegGuider(Guider):
+    """GUIDER of Perp-Neg guidance: `negative` pushes away only where it is orthogonal to `positive` (perp_neg.py)."""
+
+    empty: Conditioning = ()
+    neg_scale: float = 1.0
+
+    def denoiser(self, latent_shape: Sequence[int], run: SamplingRun) -> Denoiser:
+        model = self.model
+
+        def resolve(conditioning: Conditioning, prompt_type: str) -> list:
+            return resolve_conditioning(conditioning, latent_shape, model.encode_condition,
+                                        model.model_sampling.percent_to_sigma, prompt_type)
+
+        positive, negative = with_matching_areas(resolve(self.positive, "positive"),
+                                                 resolve(self.negative or [], "negative"))
+        return PerpNegDenoiser(model.denoiser(), positive, negative, resolve(self.empty, "negative"), self.cfg,
+                               self.neg_scale, model.post_cfg, model.model_wrapper, run)

@@ -40,6 +40,20 @@ SECTION = "## Custom node packs"
 # ComfyUI's top-level modules that compat does not serve at all (besides those it serves in part).
 UNSERVED_TOP_LEVEL = {"comfy_api_nodes", "comfy_config", "comfyui_version", "app", "protocol"}
 MODEL_INTERNALS = "comfy.ldm."  # listed on one line: packs reaching into ComfyUI's model code
+# torchvision cannot be installed beside this CPU torch; packs that import it at module level get a
+# test-only stand-in whose names raise when used (tests/compat/torchvision_standin/README.md).
+TORCHVISION_STANDIN = ROOT / "tests" / "compat" / "torchvision_standin"
+
+
+def torchvision_standin_needed() -> bool:
+    """True, after putting the stand-in on sys.path, when the real torchvision does not import."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # absent, or a CUDA build that fails beside this torch
+        sys.modules.pop("torchvision", None)
+        sys.path.insert(0, str(TORCHVISION_STANDIN))
+        return True
+    return False
 
 
 @dataclass
@@ -118,14 +132,16 @@ def survey(folder: Path, registry: Registry) -> list[PackReport]:
     return reports
 
 
-def markdown(reports: list[PackReport]) -> str:
+def markdown(reports: list[PackReport], standin: bool) -> str:
     """The "Custom node packs" section of docs/compatibility.md."""
     imported = [r for r in reports if r.imported]
     lines = [
         SECTION, "",
         f"{len(reports)} popular ComfyUI custom node packs (shared/reference/comfyui-packs.md), loaded as "
         "`sigmagraph nodes --custom-nodes-dir` loads them, with the third-party modules they need installed "
-        "where that works (a pack a missing one stops says so) "
+        "where that works (a pack a missing one stops says so"
+        + ("; torchvision, which cannot be installed beside this CPU torch, replaced by a test-only stand-in "
+           "whose names raise when used" if standin else "") + ") "
         "(`python tools/pack_report.py --write docs/compatibility.md` rewrites this section; "
         "`tests/compat/test_real_packs.py` checks it when build/real_packs is there).", "",
         f"- imported: {len(imported)} of {len(reports)}; node classes registered: "
@@ -163,7 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="one JSON object per pack instead of the section")
     parser.add_argument("--write", type=Path, metavar="MARKDOWN", help="rewrite this file's Custom node packs section")
     args = parser.parse_args(argv)
+    standin = torchvision_standin_needed()
     with tempfile.TemporaryDirectory() as root:
+        for folder in ("models", "output", "input", "temp"):  # as a server's start-up makes them
+            (Path(root) / folder).mkdir()
         config = Config(models_dir=Path(root) / "models", output_dir=Path(root) / "output",
                         input_dir=Path(root) / "input", temp_dir=Path(root) / "temp", device="cpu",
                         custom_nodes_dirs=(Path(os.path.relpath(args.folder)),))  # messages name it as given
@@ -172,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         for report in reports:
             print(json.dumps(asdict(report)))
         return 0
-    publish(markdown(reports), args.write)
+    publish(markdown(reports, standin), args.write)
     return 0
 
 

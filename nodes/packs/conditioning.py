@@ -66,6 +66,19 @@ def CLIPSetLastLayer(clip=Socket("CLIP"), stop_at_clip_layer: int = Int(-1, min=
     return clip.with_last_layer(stop_at_clip_layer)
 
 
+@node(returns=["CONDITIONING"], category="conditioning", display_name="Conditioning (Concat)")
+def ConditioningConcat(conditioning_to=Socket("CONDITIONING"), conditioning_from=Socket("CONDITIONING")):
+    """Appends the tokens of conditioning_from's first entry to every entry of conditioning_to.
+
+    Unlike Combine (two predictions averaged), the model sees both prompts in one cross-attention
+    sequence; as in ComfyUI, entries of conditioning_from past the first are not used.
+    """
+    if not conditioning_from:
+        raise ValueError("conditioning_from is empty: it needs one entry whose tokens are appended")
+    tokens = conditioning_from[0][0]
+    return [[torch.cat((cond, tokens.to(cond)), dim=1), dict(options)] for cond, options in conditioning_to]
+
+
 @node(returns=["CONDITIONING"], category="conditioning", display_name="Conditioning (Combine)")
 def ConditioningCombine(conditioning_1=Socket("CONDITIONING"), conditioning_2=Socket("CONDITIONING")):
     """Both lists as one: their predictions are averaged (by strength and area) at every step."""
@@ -101,3 +114,12 @@ def ConditioningZeroOut(conditioning=Socket("CONDITIONING")):
             options["pooled_output"] = torch.zeros_like(options["pooled_output"])
         out.append([torch.zeros_like(cond), options])
     return out
+
+
+@node(returns=["CONDITIONING"], category="advanced/conditioning/edit_models", display_name="ReferenceLatent")
+def ReferenceLatent(conditioning=Socket("CONDITIONING"), latent=Socket("LATENT", optional=True)):
+    """Adds a reference image (its latent) for an edit model such as Flux Kontext; chain several for several."""
+    if latent is None:
+        return conditioning
+    return [[cond, {**options, "reference_latents": [*options.get("reference_latents", ()), latent["samples"]]}]
+            for cond, options in conditioning]

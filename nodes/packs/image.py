@@ -121,6 +121,12 @@ def batch_images(images: list[Tensor]) -> Tensor:
     return torch.cat(batch)
 
 
+@node(returns=["IMAGE"], category="image", display_name="Batch Images (two)")
+def ImageBatch(image1=Socket("IMAGE"), image2=Socket("IMAGE")):
+    """Two images in one batch; image2 is resized to image1's size (bilinear, centre crop)."""
+    return batch_images([image1, image2])
+
+
 @node(returns=["IMAGE"], category="image", display_name="Batch Images",
       inputs=[Socket("IMAGE", name=f"images.image{i}", optional=i > 0) for i in range(MAX_BATCH_IMAGES)])
 def BatchImagesNode(**images: Tensor):

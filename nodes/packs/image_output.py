@@ -1,5 +1,5 @@
 """Output nodes that write images: SaveImage and SaveImageAdvanced (output folder), PreviewImage and
-ImageCompare (temp folder).
+ImageCompare (temp folder), SaveImageWebsocket (to the client, no file).
 
 PNGs carry the run's workflow in tEXt chunks `prompt` (API format) and one chunk per
 `extra_pnginfo` key (`workflow`, the UI format), like ComfyUI, so they can be dropped back onto
@@ -80,6 +80,18 @@ def PreviewImage(images=Socket("IMAGE"), prompt=Hidden.PROMPT, extra_pnginfo=Hid
     """Shows images without keeping them (they are written to the temporary folder); passes them on."""
     return NodeOutput((images,), ui={"images": preview_images(images, ctx, "ComfyUI",
                                                               png_metadata(prompt, extra_pnginfo))})
+
+
+@node(category="api node/image/save", output_node=True, always_run=True)
+def SaveImageWebsocket(images=Socket("IMAGE"), ctx: RunContext = Hidden.CONTEXT):
+    """Sends each image to the client that queued the prompt as a binary PNG frame, writing no file.
+
+    The node of ComfyUI's websocket image example: a client collects the binary frames that arrive
+    while this node is executing, each one image (bytes 8 onwards are the PNG).
+    """
+    for index, image in enumerate(images):
+        ctx.send_image(image)
+        ctx.progress(index + 1, len(images))
 
 
 @node(category="image", output_node=True, display_name="Image Compare")

@@ -12,6 +12,7 @@ import torch
 
 from sigmagraph.engine import Boolean, Combo, Float, Hidden, Int, RunContext, Socket, node
 
+from .. import guiders
 from ..guiders import Guider, SamplerChoice, SeededNoise
 from ..sampling.samplers import SAMPLERS
 from ..sampling.schedules import scheduled_sigmas
@@ -98,6 +99,14 @@ def CFGGuider(model=Socket("MODEL"), positive=Socket("CONDITIONING"), negative=S
 def BasicGuider(model=Socket("MODEL"), conditioning=Socket("CONDITIONING")):
     """The conditioned model alone (no negative, no guidance): for guidance-distilled models."""
     return Guider(model, conditioning)
+
+
+@node(returns=["GUIDER"], category="_for_testing")
+def PerpNegGuider(model=Socket("MODEL"), positive=Socket("CONDITIONING"), negative=Socket("CONDITIONING"),
+                  empty_conditioning=Socket("CONDITIONING"), cfg: float = CFG,
+                  neg_scale: float = Float(1.0, min=0.0, max=100.0, step=0.01)):
+    """Perp-Neg guidance: the negative prompt counts only where it is orthogonal to the positive one."""
+    return guiders.PerpNegGuider(model, positive, negative, cfg, empty_conditioning, neg_scale)
 
 
 @node(returns=["NOISE"], category="sampling/custom_sampling/noise")

@@ -28,7 +28,8 @@ _import_compat_from_checkout()
 
 from sigmagraph import compat  # noqa: E402
 from sigmagraph.compat import state  # noqa: E402
-from sigmagraph.engine import Config  # noqa: E402
+from sigmagraph.engine import Config, Session  # noqa: E402
+from sigmagraph.engine.discovery import load_packs  # noqa: E402
 
 
 @pytest.fixture
@@ -40,3 +41,18 @@ def config(tmp_path: Path) -> Config:
     compat.install(config)
     yield config
     state.activate(previous)
+
+
+def real_packs_session(root: Path, packs: tuple[str, ...]) -> Session:
+    """A session over a custom_nodes folder (under root) linking these real packs, compat installed over it.
+
+    The caller restores the previous Config (`state.activate`) when done.
+    """
+    folder = root / "custom_nodes"
+    folder.mkdir()
+    for pack in packs:
+        (folder / pack).symlink_to(REAL_PACKS / pack, target_is_directory=True)
+    config = Config(models_dir=root / "models", output_dir=root / "output", input_dir=root / "input",
+                    temp_dir=root / "temp", device="cpu", custom_nodes_dirs=(folder,))
+    compat.install(config)
+    return Session(config, load_packs(config))

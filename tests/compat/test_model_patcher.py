@@ -19,7 +19,7 @@ from sigmagraph.compat import samplers as compat_samplers
 from sigmagraph.compat.latents import native_latent_format
 from sigmagraph.compat.model_sampling import native
 from sigmagraph.compat.patcher import ModelPatcher, diffusion_model
-from sigmagraph.nodes.models.families import SD_LATENT
+from sigmagraph.nodes.models.families import FLUX_LATENT, SD3_LATENT, SD_LATENT
 from sigmagraph.nodes.packs.analytic import analytic_model
 from sigmagraph.nodes.sampling import SCHEDULES
 from sigmagraph.nodes.sampling.analytic import GaussianMixture
@@ -167,8 +167,17 @@ def test_latent_formats():
     assert native_latent_format(sd15) is SD_LATENT
     assert native_latent_format(comfy.latent_formats.SD15(scale_factor=0.5)).scale_factor == 0.5
     assert sd3.latent_channels == 16 and torch.allclose(sd3.process_in(latent), (latent - 0.0609) * 1.5305)
-    with pytest.raises(ValueError, match="beyond a scale factor"):
-        native_latent_format(sd3)
+    assert native_latent_format(sd3) is SD3_LATENT
+    flux = comfy.latent_formats.Flux()
+    assert torch.allclose(flux.process_out(flux.process_in(latent)), latent, atol=1e-6)
+    assert native_latent_format(flux) is FLUX_LATENT
+
+    class Cubed(comfy.latent_formats.LatentFormat):
+        def process_in(self, latent):
+            return latent ** 3
+
+    with pytest.raises(ValueError, match="beyond a shift and a scale"):
+        native_latent_format(Cubed())
 
 
 def test_fix_empty_latent_channels_and_prepare_noise(analytic):
@@ -192,7 +201,7 @@ def test_k_diffusion_helpers():
     a, b, c = (tree(torch.tensor(s), torch.tensor(e)) for s, e in ((0.1, 0.5), (0.5, 0.9), (0.1, 0.9)))
     assert torch.allclose(a + b, c, atol=1e-5)  # Brownian increments add up along the path
     assert k_sampling.BrownianTreeNoiseSampler(x, 0.1, 0.9, seed=3, cpu=True)(0.9, 0.5).shape == x.shape
-    assert k_sampling.sample_euler is compat_samplers.SAMPLERS["euler"]
+    assert k_sampling.sample_euler.__wrapped__ is compat_samplers.SAMPLERS["euler"]
     assert comfy.samplers.sampler_object("euler").sampler_function is k_sampling.sample_euler
     assert set(compat_samplers.SAMPLERS) <= set(comfy.samplers.KSampler.SAMPLERS)
     assert set(SCHEDULES) <= set(comfy.samplers.KSampler.SCHEDULERS)

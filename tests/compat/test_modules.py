@@ -69,9 +69,10 @@ def test_every_module_imports_under_its_comfyui_name():
 
 def test_a_submodule_compat_does_not_provide_says_so():
     with pytest.raises(ModuleNotFoundError, match="compatibility layer does not provide it") as raised:
-        importlib.import_module("comfy.ldm.flux.layers")
-    assert raised.value.name.startswith("comfy.ldm")
-    assert not hasattr(comfy, "ldm")  # so `try: comfy.ldm` falls back as it would without the module
+        importlib.import_module("comfy.ldm.wan.model")
+    assert raised.value.name.startswith("comfy.ldm.wan")
+    import comfy.ldm
+    assert not hasattr(comfy.ldm, "wan")  # so `try: comfy.ldm.wan` falls back as it would without the module
 
 
 def test_compat_wins_over_the_checkouts_nodes_folder(monkeypatch):

@@ -27,6 +27,7 @@ DECLARED = {
     "ComfyUI_UltimateSDUpscale": 3, "ComfyUI-Detail-Daemon": 5, "ComfyUI_restart_sampling": 6, "ComfyUI-ppm": 31,
     "ComfyUI-sampler-lcm-alternative": 6, "RES4LYF": 300,
 }
+IMPORT_GOAL = 11  # of the 13 packs (issue 13)
 NOT_PROVIDED = ": Sigmagraph's ComfyUI compatibility layer does not provide it"
 
 
@@ -51,9 +52,17 @@ def test_every_pack_is_reported(reports):
 
 def test_imported_packs_account_for_every_node_class(reports):
     for r in (r for r in reports.values() if r["imported"]):
-        assert r["declared"] == DECLARED[r["pack"]], r["pack"]
+        # A pack may leave out the classes of a module it guards with try/except (KJNodes' LTX nodes).
+        assert r["declared"] <= DECLARED[r["pack"]], r["pack"]
         assert r["registered"] + len(r["refused"]) == r["declared"], r["pack"]
         assert all(why and "\n" not in why for why in r["refused"].values()), r["pack"]
+
+
+def test_the_compatibility_goal(reports):
+    imported = [r for r in reports.values() if r["imported"]]
+    assert len(imported) >= IMPORT_GOAL
+    # Of the classes the reference counted in the imported packs' source, at least 95% register.
+    assert sum(r["registered"] for r in imported) >= 0.95 * sum(DECLARED[r["pack"]] for r in imported)
 
 
 def test_packs_that_do_not_import_say_why_on_one_line(reports):

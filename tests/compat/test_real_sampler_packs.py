@@ -11,13 +11,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sigmagraph import compat
 from sigmagraph.compat import state
-from sigmagraph.engine import Config, Session
-from sigmagraph.engine.discovery import load_packs
 from sigmagraph.engine.testing import output, run
 
-from .conftest import REAL_PACKS
+from .conftest import REAL_PACKS, real_packs_session
 
 PACKS = ("ComfyUI-Detail-Daemon", "ComfyUI_restart_sampling", "ComfyUI-sampler-lcm-alternative")
 pytestmark = pytest.mark.skipif(not all((REAL_PACKS / pack).is_dir() for pack in PACKS),
@@ -28,16 +25,7 @@ SEED, STEPS = 5, 8
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
     previous = state.config()
-    root = tmp_path_factory.mktemp("real_sampler_packs")
-    folder = root / "custom_nodes"
-    folder.mkdir()
-    for pack in PACKS:
-        (folder / pack).symlink_to(REAL_PACKS / pack, target_is_directory=True)
-    config = Config(models_dir=root / "models", output_dir=root / "output", input_dir=root / "input",
-                    temp_dir=root / "temp", device="cpu", custom_nodes_dirs=(folder,))
-    compat.install(config)
-    session = Session(config, load_packs(config))
-    yield session
+    yield real_packs_session(tmp_path_factory.mktemp("real_sampler_packs"), PACKS)
     state.activate(previous)
 
 
@@ -86,6 +74,22 @@ def test_detail_daemon_wraps_sigmagraphs_euler(session):
     assert torch.equal(none, plain)
     for changed in (some, lying):
         assert torch.isfinite(changed).all() and (changed - plain).abs().max() > 1e-3
+
+
+def test_a_pack_sampler_around_an_ancestral_one_takes_its_flow_form_on_a_flow_model(session):
+    flow = {"flow_model": {"class_type": "GaussianMixtureModel", "inputs": {
+                "seed": 3, "components": 3, "channels": 4, "spread": 1.0, "prediction_type": "flow"}},
+            "flow_sigmas": {"class_type": "BasicScheduler", "inputs": {"model": ["flow_model", 0], "scheduler": "simple",
+                                                                       "steps": STEPS, "denoise": 1.0}},
+            "ancestral": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler_ancestral"}}}
+    wrapped = {**detail_daemon(0.0), "inputs": {**detail_daemon(0.0)["inputs"], "sampler": ["ancestral", 0]}}
+    runs = {name: {"class_type": "SamplerCustom", "inputs": {
+        "model": ["flow_model", 0], "add_noise": True, "noise_seed": SEED, "cfg": 1.0, "positive": ["cond", 0],
+        "negative": ["cond", 0], "sampler": [sampler, 0], "sigmas": ["flow_sigmas", 0], "latent_image": ["latent", 0]}}
+        for name, sampler in (("plain_out", "ancestral"), ("wrapped_out", "wrapped"))}
+    plain, through_pack = (latent["samples"] for latent in results(session, {**flow, "wrapped": wrapped, **runs},
+                                                                       "plain_out", "wrapped_out"))
+    assert torch.equal(through_pack, plain)  # the rectified-flow form both ways, not the VE one through the pack
 
 
 def restart(segments: str) -> dict:

@@ -115,8 +115,8 @@ def _json(value):
 
 def test_the_extension_loads_once_and_names_its_nodes_by_schema(pack, nodes):
     assert pack.LOADED == ["on_load"]
-    assert sorted(spec.name for spec in nodes.specs) == ["V3PassImageOrMask", "V3PreviewImage", "V3RepeatText",
-                                                         "V3ShowText", "V3SolidImage"]
+    assert sorted(spec.name for spec in nodes.specs) == ["V3Gate", "V3PassImageOrMask", "V3PreviewImage",
+                                                         "V3RepeatText", "V3RepeatTwice", "V3ShowText", "V3SolidImage"]
     assert nodes.failures == {}
     # a classic class the extension lists goes to the classic adapter, under its schema's id and name
     assert nodes.classic == {"V3PackClassic": pack.ClassicCounter}
@@ -221,12 +221,12 @@ def test_fingerprint_inputs_decides_whether_a_node_runs_again(session, specs, ca
     assert specs["V3ShowText"].fingerprint(case="upper") == ALWAYS_RUN
 
 
-def test_validate_inputs_refusing_stops_the_node(session):
+def test_validate_inputs_refusing_is_a_validation_error_of_the_node(session):
     workflow = {"1": {"class_type": "V3RepeatText", "inputs": {"text": "", "count": 1, "joiner": "space"}},
                 "2": {"class_type": "V3ShowText", "inputs": {"text": ["1", 0], "case": "keep"}}}
-    result = session.run(workflow)
-    assert result.status == "error" and result.error["node_id"] == "1"
-    assert "the text is empty" in result.error["exception_message"]
+    report = session.validate(workflow).report  # as ComfyUI: refused before anything runs
+    assert not report.ok
+    assert any("node 1" in line and "the text is empty" in line for line in report.lines())
 
 
 def test_a_preview_writes_pngs_carrying_the_workflow(session, config):
@@ -302,3 +302,21 @@ def test_every_v3_class_of_a_real_pack_converts(config, folder, capsys):
     assert nodes.specs and nodes.failures == {}
     for spec in nodes.specs:
         assert _json(spec.catalogue_entry(config))["input"]  # the catalogue renders every converted node
+
+
+def test_block_execution_blocks_what_depends_on_it_and_the_rest_runs(session):
+    workflow = {"1": {"class_type": "V3Gate", "inputs": {"text": "ab", "open": False}},
+                "2": {"class_type": "V3ShowText", "inputs": {"text": ["1", 0], "case": "keep"}},
+                "3": {"class_type": "V3Gate", "inputs": {"text": "cd", "open": True}},
+                "4": {"class_type": "V3ShowText", "inputs": {"text": ["3", 0], "case": "upper"}}}
+    result = session.run(workflow)
+    assert "2" not in result.ui_outputs  # blocked, as ComfyUI's ExecutionBlocker
+    assert result.ui_outputs["4"]["text"] == ["CD @4"]  # ShowText appends its unique id
+
+
+def test_an_expanding_v3_node_runs_the_graph_it_builds(session):
+    workflow = {"1": {"class_type": "V3RepeatTwice", "inputs": {"text": "ab", "count": 2}},
+                "2": {"class_type": "V3ShowText", "inputs": {"text": ["1", 0], "case": "keep"}}}
+    result = session.run(workflow)
+    assert result.ok, result.error
+    assert result.ui_outputs["2"]["text"] == ["ab ab ab ab @2"]

@@ -460,4 +460,5 @@ def test_cfg_norm_applies_without_guidance_and_in_a_workflow(session):
 
 def test_cfg_norm_widgets(session):
     assert widgets(session, "CFGNorm", [1, False]) == {"strength": 1, "pre_cfg": False}
-    assert widgets(session, "CFGNorm", [1]) == {"strength": 1}  # hidream_e1_1: before pre_cfg existed
+    # hidream_e1_1, saved before pre_cfg existed: the front end gives the new widget its default
+    assert widgets(session, "CFGNorm", [1]) == {"strength": 1, "pre_cfg": False}

@@ -270,6 +270,10 @@ def report_progress(value: int, total: int, preview_image: Any = None, prompt_id
     if node_id is not None and str(node_id) != run.node_id:
         run = dataclasses.replace(run, node_id=str(node_id))
     # ComfyUI's previews are ("JPEG", PIL image, max size); the run's events carry the image itself.
+    # ("PNG", image, None) is a whole picture (ComfyUI's SaveImageWebsocket): sent in full, never throttled.
+    if isinstance(preview_image, tuple) and preview_image[0] == "PNG" and preview_image[2] is None:
+        run.send_image(preview_image[1])
+        preview_image = None
     image = preview_image[1] if isinstance(preview_image, tuple) else preview_image
     run.progress(value, total, image)
 

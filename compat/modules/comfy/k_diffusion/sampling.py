@@ -103,7 +103,7 @@ def sample_dpm_adaptive(model: Callable, x: Tensor, sigma_min: float, sigma_max:
 
 
 # ComfyUI's k-diffusion samplers (not its ddim and uni_pc, which live elsewhere); dpm_fast and dpm_adaptive above.
-globals().update({f"sample_{name}": _SAMPLERS[name] for name in _COMFYUI_ORDER
+globals().update({f"sample_{name}": _samplers.with_model_frame(_SAMPLERS[name]) for name in _COMFYUI_ORDER
                   if name not in _samplers.NOT_K_DIFFUSION and name not in ("dpm_fast", "dpm_adaptive")})
 
 

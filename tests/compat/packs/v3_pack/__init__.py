@@ -1,7 +1,8 @@
 """A V3 test pack, written as ComfyUI's documentation writes V3 nodes: `comfy_entrypoint` returns an
 extension listing `io.ComfyNode` classes. Between them they use what the adapter must carry: a
 DynamicCombo, an Autogrow, a MatchType, a combo, an optional input, a hidden unique_id, an async
-`execute`, `fingerprint_inputs`, `validate_inputs`, UI payloads and progress reports.
+`execute`, `fingerprint_inputs`, `validate_inputs`, UI payloads and progress reports, a node that
+blocks execution and one that expands into a subgraph.
 """
 
 import asyncio
@@ -10,6 +11,7 @@ from types import SimpleNamespace
 import torch
 
 from comfy_api.latest import ComfyAPISync, ComfyExtension, io, ui
+from comfy_execution.graph_utils import GraphBuilder
 
 LOADED = []  # the extension's on_load calls
 SEEN = []  # (class run on, cls.hidden) of each ShowText call
@@ -132,12 +134,43 @@ class ClassicCounter:
         return (start + 1,)
 
 
+class Gate(io.ComfyNode):
+    """Passes the text on when open; otherwise blocks everything downstream with a message."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="V3Gate", category="testing/v3",
+                         inputs=[io.String.Input("text"), io.Boolean.Input("open", default=True)],
+                         outputs=[io.String.Output()])
+
+    @classmethod
+    def execute(cls, text, open) -> io.NodeOutput:
+        return io.NodeOutput(text) if open else io.NodeOutput(block_execution="the gate is closed")
+
+
+class RepeatTwice(io.ComfyNode):
+    """Expands into two chained V3RepeatText nodes (text repeated `count` times, twice over)."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="V3RepeatTwice", category="testing/v3", enable_expand=True,
+                         inputs=[io.String.Input("text"), io.Int.Input("count", default=2, min=1)],
+                         outputs=[io.String.Output()])
+
+    @classmethod
+    def execute(cls, text, count) -> io.NodeOutput:
+        graph = GraphBuilder()
+        first = graph.node("V3RepeatText", text=text, count=count, joiner="space")
+        second = graph.node("V3RepeatText", text=first.out(0), count=count, joiner="space")
+        return io.NodeOutput(second.out(0), expand=graph.finalize())
+
+
 class PackExtension(ComfyExtension):
     async def on_load(self) -> None:
         LOADED.append("on_load")
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [RepeatText, ShowText, SolidImage, PassImageOrMask, PreviewImage, ClassicCounter]
+        return [RepeatText, ShowText, SolidImage, PassImageOrMask, PreviewImage, ClassicCounter, Gate, RepeatTwice]
 
 
 async def comfy_entrypoint() -> PackExtension:

@@ -1,0 +1,1 @@
+"""ComfyUI's `comfy.ldm.flux`: the RoPE math of Flux."""

@@ -1,0 +1,1 @@
+"""ComfyUI's `comfy.ldm.lumina`: Lumina's feed-forward block."""

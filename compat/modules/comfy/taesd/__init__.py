@@ -1,0 +1,1 @@
+"""ComfyUI's `comfy.taesd`: the Tiny AutoEncoder (madebyollin's TAESD) building blocks."""
