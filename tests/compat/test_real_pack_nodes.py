@@ -12,6 +12,7 @@ import sys
 
 import pytest
 import torch
+from PIL import Image
 
 from sigmagraph.compat import state
 from sigmagraph.engine.testing import output, run
@@ -19,7 +20,7 @@ from sigmagraph.engine.testing import output, run
 from .conftest import REAL_PACKS, REPO, real_packs_session
 
 PACKS = ("ComfyUI_essentials", "ComfyUI-KJNodes", "rgthree-comfy", "was-node-suite-comfyui", "ComfyUI-Inspire-Pack",
-         "ComfyUI-Custom-Scripts")
+         "ComfyUI-Custom-Scripts", "ComfyUI_Comfyroll_CustomNodes", "ComfyUI_UltimateSDUpscale")
 STANDIN = str(REPO / "tests" / "compat" / "torchvision_standin")
 pytestmark = pytest.mark.skipif(not all((REAL_PACKS / pack).is_dir() for pack in PACKS),
                                 reason="build/real_packs (real ComfyUI packs, never committed) is absent")
@@ -75,6 +76,46 @@ def test_image_nodes_of_four_packs_transform_the_demo_picture(session):
     torch.testing.assert_close(cropped, image[:, 0:56, 8:48])
     quantised = (image * 255).clamp(0, 255).to(torch.uint8).float() / 255  # WAS goes through PIL
     torch.testing.assert_close(was_flip, quantised.flip(1))
+
+
+def test_comfyroll_sepia_tint(session):
+    tinted, image = results(session, {"tint": {"class_type": "CR Color Tint", "inputs": {
+        "image": ["image", 0], "strength": 1.0, "mode": "sepia"}}}, "tint", "image")
+    luma = (image * torch.tensor([0.2989, 0.5870, 0.1140])).sum(-1, keepdim=True)  # Rec. 601
+    torch.testing.assert_close(tinted, luma * torch.tensor([1.0, 0.8, 0.6]))
+
+
+def quantised(image: torch.Tensor) -> torch.Tensor:
+    """An IMAGE through 8-bit PIL and back, truncating as ComfyUI's (and USDU's) conversions do."""
+    return (image * 255).clamp(0, 255).to(torch.uint8).float() / 255
+
+
+def test_ultimate_sd_upscale_redraws_each_tile_as_img2img(session):
+    sampling = {"seed": 3, "steps": 4, "cfg": 4.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 0.5}
+    tiles = {"wide": {"class_type": "ImageConcanate", "inputs": {
+                 "image1": ["image", 0], "image2": ["image", 0], "direction": "right", "match_image_size": False}},
+             "usdu": {"class_type": "UltimateSDUpscaleNoUpscale", "inputs": {
+                 "upscaled_image": ["wide", 0], "model": ["ckpt", 0], "positive": ["pos", 0], "negative": ["neg", 0],
+                 "vae": ["ckpt", 2], **sampling, "mode_type": "Linear", "tile_width": 64, "tile_height": 64,
+                 "mask_blur": 0, "tile_padding": 0, "seam_fix_mode": "None", "seam_fix_denoise": 1.0,
+                 "seam_fix_width": 64, "seam_fix_mask_blur": 8, "seam_fix_padding": 16, "force_uniform_tiles": True,
+                 "tiled_decode": False, "batch_size": 1}}}
+    redrawn, image = results(session, tiles, "usdu", "image")
+    assert redrawn.shape == (1, 64, 128, 3)
+    # Each 64x64 tile (two copies of the picture side by side, no padding or blur) is the picture's own
+    # img2img at the same seed, through USDU's 8-bit PIL conversions: LoadImage of the 8-bit picture.
+    folder = session.config.input_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((quantised(image)[0] * 255).round().to(torch.uint8).numpy()).save(folder / "tile.png")
+    img2img = {"load": {"class_type": "LoadImage", "inputs": {"image": "tile.png"}},
+               "encoded": {"class_type": "VAEEncode", "inputs": {"pixels": ["load", 0], "vae": ["ckpt", 2]}},
+               "redo": {"class_type": "KSampler", "inputs": {
+                   "model": ["ckpt", 0], "positive": ["pos", 0], "negative": ["neg", 0],
+                   "latent_image": ["encoded", 0], **sampling}},
+               "redone": {"class_type": "VAEDecode", "inputs": {"samples": ["redo", 0], "vae": ["ckpt", 2]}}}
+    (reference,) = results(session, img2img, "redone")
+    for half in (redrawn[:, :, :64], redrawn[:, :, 64:]):
+        assert (half - quantised(reference)).abs().max() <= 1.5 / 255
 
 
 def test_custom_scripts_math_expression(session):
