@@ -26,7 +26,8 @@ from sigmagraph.engine.ui_format import ui_to_api
 from .conftest import watch_console
 from .live_server import LiveServer, folders_config
 
-expect = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed").expect
+playwright = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+expect, PlaywrightTimeout = playwright.expect, playwright.TimeoutError
 
 REPO = Path(__file__).resolve().parents[2]
 UI_WORKFLOW = REPO / "tests" / "engine" / "data" / "ui_workflow.json"
@@ -664,8 +665,10 @@ def test_the_shipped_default_workflow_opens_and_runs(browser, tmp_path):
             expect(page.locator(".node")).to_have_count(len(json.loads(path.read_text())))
             expect(page.locator(".node.missing")).to_have_count(0)  # a missing node is not drawn at its size
             page.keyboard.press(".")
-            page.wait_for_timeout(50)
-            assert page.evaluate(CLEAR_LAYOUT) == [], path.name
+            try:  # the fit and the nodes' measured sizes settle within frames; a loaded machine needs more
+                page.wait_for_function(f"() => ({CLEAR_LAYOUT})().length === 0", timeout=5000)
+            except PlaywrightTimeout:
+                assert page.evaluate(CLEAR_LAYOUT) == [], path.name
         page.get_by_test_id("default-button").click()
         expect(page.get_by_test_id("toast")).to_contain_text("opened the default workflow")
         expect(page.locator(".node")).to_have_count(len(json.loads((REPO / "workflows" / "default.json").read_text())))
