@@ -340,7 +340,7 @@ def fitted_section(problem: Problem, ode_runs: list[Run]) -> list[str]:
         best = min(fitted, key=lambda r: r.error)
         ratios.append(f"{budget} calls {overall.error / best.error:.1f}x ({best.sampler} fitted)")
     return [
-        "## 5. Fitted schedules (OptimizeSchedule) beside the fixed ones",
+        "## 6. Fitted schedules (OptimizeSchedule) beside the fixed ones",
         "",
         "The schedule each sampler's error is smallest on, found by `schedule_fit.fit_schedule` (coordinate "
         "search over the log-sigma gaps from `exponential`, at most 600 runs) on other noise "
