@@ -18,7 +18,9 @@ With `--parts mmdit`: an SD3.5-Medium-shaped MMDiT (24 joint blocks of width 153
 attention in 13 blocks: 2.5 B parameters; --mmdit-depth fewer blocks for a quick run) with random
 weights, written as a bare fp16 network file, loaded as UNETLoader loads it in float32, bfloat16 and
 with fp8 storage (float32 compute): load seconds, peak RSS growth against the loaded weights, and
-one step at 256x256 with CFG (a batch of 2, 154 context tokens).
+one step at 256x256 with CFG (a batch of 2, 154 context tokens). Measured at full size (2.47 B, 24 blocks)
+on the idle 2-core VM: float32 load 5.72 s, peak RSS 1.043x the weights, step 9.07 s; bfloat16 2.64 s,
+1.090x, 4.91 s; fp8 storage 7.53 s, 1.143x, 14.96 s.
 
 Before and after issue #12 (memory-mapped windows cast straight into modules built on the meta
 device without torch.nn.init; the autoencoder channels-last with in-place activations and its
