@@ -19,8 +19,9 @@ attention in 13 blocks: 2.5 B parameters; --mmdit-depth fewer blocks for a quick
 weights, written as a bare fp16 network file, loaded as UNETLoader loads it in float32, bfloat16 and
 with fp8 storage (float32 compute): load seconds, peak RSS growth against the loaded weights, and
 one step at 256x256 with CFG (a batch of 2, 154 context tokens). Measured at full size (2.47 B, 24 blocks)
-on the idle 2-core VM: float32 load 5.72 s, peak RSS 1.043x the weights, step 9.07 s; bfloat16 2.64 s,
-1.090x, 4.91 s; fp8 storage 7.53 s, 1.143x, 14.96 s.
+on the idle 2-core VM: float32 load 6.57 s, peak RSS 1.003x the weights, step 10.39 s; bfloat16 3.08 s,
+1.008x, 4.39 s; fp8 storage 7.80 s, 1.016x, 17.39 s. (Before tensors larger than the file window were cast
+a window at a time with their pages released: 1.043x, 1.090x and 1.143x.)
 
 Before and after issue #12 (memory-mapped windows cast straight into modules built on the meta
 device without torch.nn.init; the autoencoder channels-last with in-place activations and its

@@ -9,8 +9,10 @@ Memory and time. A module is built on the meta device (no storage, no init); eac
 tensor is then cast once from the file's pages into memory of its own in the final dtype, and
 assigned to the module (`load_state_dict(assign=True)`): no second copy, no throwaway init, no
 read buffer. The file is mapped a window at a time (WINDOW_BYTES), so its pages count in the
-process's RSS only while the tensors they hold are being cast: loading peaks at the model plus a
-window or its largest tensor, where one map of the whole file would keep all of it resident.
+process's RSS only while the tensors they hold are being cast, and a tensor larger than a window
+(SD3's 452 MiB position table) is cast a window's worth at a time with the file pages of each
+part released once copied: loading peaks at the model plus about one window, where one map of
+the whole file would keep all of it resident.
 
 Safety. `.ckpt/.pt/.pth/.bin` files are pickles; they are read only through
 `torch.load(weights_only=True)`, which refuses any object that is not a tensor, a container or a
@@ -44,6 +46,10 @@ MODEL_EXTENSIONS = SAFETENSORS_EXTENSIONS + PICKLE_EXTENSIONS
 # How much of a safetensors file is mapped at once: large enough that mapping costs nothing,
 # small against any model (a few percent of SD 1.5's weights).
 WINDOW_BYTES = 64 << 20
+
+# Attribute of a tensor viewing a file window: (the window, the tensor's byte offset in it), so that
+# load_weights can release the pages it has copied (views made from it by reshaping carry none).
+FILE_PAGES = "_sigmagraph_file_pages"
 
 # safetensors' dtype names (https://github.com/huggingface/safetensors, "Format").
 SAFETENSORS_DTYPES = {
@@ -152,7 +158,9 @@ class SafetensorsCheckpoint(Checkpoint):
             window = mmap.mmap(self._file.fileno(), stop - start, offset=start, access=mmap.ACCESS_COPY)
             self._window = (start, stop, window)
         count = (end - begin) // dtype.itemsize
-        return torch.frombuffer(window, dtype=dtype, count=count, offset=begin - start).reshape(entry["shape"])
+        tensor = torch.frombuffer(window, dtype=dtype, count=count, offset=begin - start).reshape(entry["shape"])
+        setattr(tensor, FILE_PAGES, (window, begin - start))
+        return tensor
 
     def close(self) -> None:
         self._window = (0, 0, None)  # views still held keep their window mapped
@@ -251,13 +259,35 @@ def load_weights(module: nn.Module, tensors: Iterable[tuple[str, Tensor]], dtype
                                       f"{tuple(target.shape)}")
             tensor = tensor.reshape(target.shape)
         layout = memory_format if tensor.dim() == 4 else torch.contiguous_format
-        weights[name] = tensor.to(dtype=(dtypes or {}).get(name, dtype), memory_format=layout, copy=True)
+        weights[name] = cast_copy(tensor, (dtypes or {}).get(name, dtype), layout)
     missing = targets.keys() - weights.keys()
     if missing:
         raise CheckpointError(f"{source}: {len(missing)} weight(s) missing, e.g. {', '.join(sorted(missing)[:3])}")
     if unexpected:
         log.warning("%s: ignored %d unexpected weight(s), e.g. %s", source, len(unexpected), ", ".join(unexpected[:3]))
     module.load_state_dict(weights, assign=True)
+
+
+def cast_copy(tensor: Tensor, dtype: torch.dtype, layout: torch.memory_format) -> Tensor:
+    """`tensor` cast into memory of its own. A file view larger than a window is cast a window's worth at a
+    time, and the file pages of each part are released once copied (madvise DONTNEED on the private,
+    unwritten map: the pages are dropped, never the data), so it never sits whole in memory beside its copy."""
+    pages = getattr(tensor, FILE_PAGES, None)
+    nbytes = tensor.numel() * tensor.element_size()
+    chunked = pages is not None and nbytes > WINDOW_BYTES and layout == torch.contiguous_format
+    if not chunked or not hasattr(mmap, "MADV_DONTNEED"):
+        return tensor.to(dtype=dtype, memory_format=layout, copy=True)
+    window, offset = pages
+    source, out = tensor.reshape(-1), torch.empty(tensor.shape, dtype=dtype)
+    target, step = out.view(-1), WINDOW_BYTES // tensor.element_size()
+    for first in range(0, source.numel(), step):
+        last = min(first + step, source.numel())
+        target[first:last].copy_(source[first:last])
+        begin = -(-(offset + first * tensor.element_size()) // mmap.PAGESIZE) * mmap.PAGESIZE  # whole pages inside
+        end = (offset + last * tensor.element_size()) // mmap.PAGESIZE * mmap.PAGESIZE
+        if end > begin:
+            window.madvise(mmap.MADV_DONTNEED, begin, end - begin)
+    return out
 
 
 def _without_unit_dims(shape: torch.Size) -> tuple[int, ...]:

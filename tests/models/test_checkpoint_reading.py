@@ -62,3 +62,25 @@ def test_a_file_truncated_while_open_is_an_error_not_a_crash(tmp_path, monkeypat
         with pytest.raises(CheckpointError, match="mixed.safetensors: the file ends inside tensor"):
             for key in checkpoint.keys():
                 checkpoint.read(key)
+
+
+def _memory_mib(field: str) -> float:
+    line = next(line for line in open("/proc/self/status") if line.startswith(field + ":"))
+    return int(line.split()[1]) / 1024
+
+
+@pytest.mark.skipif(not hasattr(__import__("mmap"), "MADV_DONTNEED"), reason="no madvise on this platform")
+def test_a_tensor_larger_than_a_window_is_cast_without_its_whole_file_pages_resident(tmp_path, monkeypatch):
+    # 64 MiB in the file, 128 MiB as float32: with its pages released part by part, the peak grows by the
+    # copy and about one window, not by the copy and the whole tensor's pages.
+    stored = torch.randn(1, 1 << 20, 32, generator=torch.Generator().manual_seed(0)).half()
+    save_file({"big": stored}, str(tmp_path / "big.safetensors"))
+    monkeypatch.setattr(checkpoint_module, "WINDOW_BYTES", 1 << 20)
+    with open_checkpoint(tmp_path / "big.safetensors", "big.safetensors") as checkpoint:
+        view = checkpoint.view("big")
+        open("/proc/self/clear_refs", "w").write("5")  # restart the peak RSS count here
+        before = _memory_mib("VmRSS")
+        copy = checkpoint_module.cast_copy(view, torch.float32, torch.contiguous_format)
+        growth = _memory_mib("VmHWM") - before
+    assert torch.equal(copy, stored.float())
+    assert growth < 128 + 24, growth  # the whole 64 MiB of file pages would make it ~192
