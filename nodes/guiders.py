@@ -116,8 +116,13 @@ class Guider:
         fmt = self.model.latent_format
         samples = latent["samples"]
         if samples.shape[1] != fmt.channels:
-            raise ValueError(f"the latent has {samples.shape[1]} channels but the model expects {fmt.channels}; "
-                             f"use a latent made for this model")
+            if torch.count_nonzero(samples):
+                raise ValueError(f"the latent has {samples.shape[1]} channels but the model expects {fmt.channels}; "
+                                 f"use a latent made for this model")
+            # An empty latent made for another model (EmptyLatentImage before an SD3 or Flux model): its zeros
+            # in the model's channel count, as ComfyUI's fix_empty_latent_channels does.
+            samples = samples.new_zeros(samples.shape[0], fmt.channels, *samples.shape[2:])
+            latent = {**latent, "samples": samples}
         device = self.model.device
         model_latent = fmt.process_in(samples.to(device=device, dtype=torch.float32))
         initial = noise.generate(latent).to(device)
