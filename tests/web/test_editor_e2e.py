@@ -698,8 +698,9 @@ CLEAR_LAYOUT = """() => {
     const problems = [];
     for (const socket of document.querySelectorAll(".node .socket")) {
         const r = socket.getBoundingClientRect();
-        const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
-        if (hit?.closest(".node") !== socket.closest(".node")) {
+        // Covered means under another node (what hid VAE Decode's output); off-screen or under the minimap is not.
+        const other = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2)?.closest(".node");
+        if (other && other !== socket.closest(".node")) {
             problems.push(`${socket.closest(".node").dataset.nodeId}.${socket.dataset.input ?? socket.dataset.output}`);
         }
     }
