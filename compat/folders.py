@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from sigmagraph.engine import Config
+from sigmagraph.engine.server.model_files import MODEL_EXTENSIONS
 from sigmagraph.nodes.packs.files import PACKAGED_MODELS
 
 # One set shared by the model kinds, as in ComfyUI, so a pack adding an extension adds it to all of them.
-PT_EXTENSIONS: set[str] = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
+PT_EXTENSIONS: set[str] = set(MODEL_EXTENSIONS)
 
 # kind -> (subfolders of the models folder, extensions): ComfyUI's defaults.
 MODEL_FOLDERS: dict[str, tuple[tuple[str, ...], Any]] = {

@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from sigmagraph.engine import Config, Registry, Session
+from sigmagraph.engine import Registry
 from sigmagraph.engine.server import ServerOptions, create_app
 from sigmagraph.engine.server.options import MEGABYTE
 
 from ..engine import testing_pack
+from ..engine.conftest import config, session  # noqa: F401 - the same fixtures, over this package's registry
 from . import server_pack
 
 UPLOAD_LIMIT = 1 * MEGABYTE
@@ -27,16 +28,6 @@ def registry() -> Registry:
     return reg
 
 
-@pytest.fixture
-def config(tmp_path) -> Config:
-    return Config(models_dir=tmp_path / "models", output_dir=tmp_path / "output", input_dir=tmp_path / "input",
-                  temp_dir=tmp_path / "temp")
-
-
-@pytest.fixture
-def session(registry, config) -> Session:
-    testing_pack.CALLS.clear()
-    return Session(config, registry)
 
 
 @pytest.fixture
