@@ -13,6 +13,7 @@ ModelSampling (its methods are then the ModelSampling's own, fractional timestep
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -87,11 +88,12 @@ _PREDICTION_METHODS = ("calculate_input", "calculate_denoised", "noise_scaling",
 # Noise-level classes
 
 
-class _NoiseLevelClass(torch.nn.Module):
+class _NoiseLevelClass(torch.nn.Module, ABC):
     """ComfyUI's noise-level state, computed through the Sigmagraph NoiseLevels `levels()` builds from it."""
 
+    @abstractmethod
     def levels(self) -> NoiseLevels:
-        raise NotImplementedError  # each noise-level class builds its own
+        """The Sigmagraph noise levels of this state (each noise-level class builds its own)."""
 
     def _set_sigmas(self, sigmas: Tensor) -> None:
         self.register_buffer("sigmas", sigmas.float())

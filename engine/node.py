@@ -101,7 +101,8 @@ def node(name: str | None = None, *, display_name: str | None = None, category: 
          description: str | None = None, returns: Sequence[str | tuple[str, str] | OutputSpec] = (),
          output_node: bool = False, fingerprint: Callable[..., Any] | None = None, always_run: bool = False,
          input_is_list: bool = False, inputs: Sequence[InputSpec] = (), lazy_status: Callable[..., Any] | None = None,
-         validate_inputs: Callable[..., Any] | None = None) -> Callable[[Callable], Callable]:
+         validate_inputs: Callable[..., Any] | None = None,
+         extra_inputs: bool = False) -> Callable[[Callable], Callable]:
     """Declares a function as a node type; the registry finds it when it loads the module.
 
     `returns` lists output types, or (type, name) pairs. `inputs` are more inputs, after the
@@ -111,6 +112,8 @@ def node(name: str | None = None, *, display_name: str | None = None, category: 
     parameter also gets the run's Config (to find the file). `always_run=True` re-runs the node on
     every run (side effects that must repeat). `lazy_status` and `validate_inputs` are ComfyUI's
     check_lazy_status and VALIDATE_INPUTS (see NodeSpec); validate_inputs takes the inputs it names.
+    `extra_inputs=True` lets a workflow give inputs beyond the declared ones, which the function takes
+    as **kwargs (a node an expansion wires a varying number of links to).
     """
 
     def decorate(fn: Callable) -> Callable:
@@ -126,8 +129,8 @@ def node(name: str | None = None, *, display_name: str | None = None, category: 
                 hidden[p.name] = spec
             else:
                 declared.append(spec)
-        if inputs and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-            raise TypeError(f"node {node_name}: named `inputs` need a **kwargs parameter to receive them")
+        if (inputs or extra_inputs) and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            raise TypeError(f"node {node_name}: named `inputs` and `extra_inputs` need a **kwargs parameter")
         # An optional input left out arrives as its widget's default (None for a socket), not as its spec.
         omitted = {i.name: None if isinstance(i, SocketInput) else i.default for i in declared if i.optional}
         spec = NodeSpec(
@@ -144,6 +147,7 @@ def node(name: str | None = None, *, display_name: str | None = None, category: 
             fingerprint=(lambda **_: ALWAYS_RUN) if always_run else fingerprint,
             lazy_status=lazy_status,
             **(_validation(validate_inputs) if validate_inputs else {}),
+            accepts_extra_inputs=extra_inputs,
             python_module=fn.__module__,
         )
         setattr(fn, NODE_SPEC_ATTRIBUTE, spec)

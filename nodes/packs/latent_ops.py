@@ -20,12 +20,14 @@ from .types import MAX_RESOLUTION, SOCKET_TYPES  # noqa: F401 - SOCKET_TYPES reg
 AXES = {"x": -1, "y": -2, "t": -3}  # concatenation and cut axes: width, height, time (video latents)
 
 
-def repeat_to_batch(samples: Tensor, batch: int) -> Tensor:
-    """The first `batch` entries of `samples` repeated cyclically (ComfyUI's repeat_to_batch_size)."""
-    if samples.shape[0] == batch:
-        return samples
-    repeats = -(-batch // samples.shape[0])
-    return samples.repeat(repeats, *([1] * (samples.ndim - 1)))[:batch]
+def repeat_to_batch(samples: Tensor, batch: int, dim: int = 0) -> Tensor:
+    """`batch` entries along `dim`: the first ones, repeated cyclically when there are fewer (ComfyUI's
+    repeat_to_batch_size)."""
+    if samples.shape[dim] < batch:
+        repeats = [1] * samples.ndim
+        repeats[dim] = -(-batch // samples.shape[dim])
+        samples = samples.repeat(repeats)
+    return samples.narrow(dim, 0, batch) if samples.shape[dim] > batch else samples
 
 
 def shaped_like(reference: Tensor, samples: Tensor, repeat_batch: bool = True) -> Tensor:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sigmagraph.compat import state
+from sigmagraph.nodes.packs.latent_ops import repeat_to_batch as _repeat_to_batch
 from sigmagraph.nodes.resize import bislerp, center_crop, lanczos
 
 PROGRESS_BAR_ENABLED = True
@@ -105,13 +106,7 @@ def copy_to_param(obj: Any, attr: str, value: Tensor) -> None:
 
 def repeat_to_batch_size(tensor: Tensor, batch_size: int, dim: int = 0) -> Tensor:
     """The tensor cut or tiled along `dim` to batch_size entries."""
-    if tensor.shape[dim] > batch_size:
-        return tensor.narrow(dim, 0, batch_size)
-    if tensor.shape[dim] < batch_size:
-        repeats = [1] * tensor.ndim
-        repeats[dim] = math.ceil(batch_size / tensor.shape[dim])
-        return tensor.repeat(repeats).narrow(dim, 0, batch_size)
-    return tensor
+    return _repeat_to_batch(tensor, batch_size, dim)
 
 
 def resize_to_batch_size(tensor: Tensor, batch_size: int) -> Tensor:

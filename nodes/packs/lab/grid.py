@@ -20,7 +20,6 @@ import torch
 from torch import Tensor
 
 from sigmagraph.engine import Combo, Hidden, Int, NodeOutput, Socket, String, node
-from sigmagraph.engine.node import NODE_SPEC_ATTRIBUTE
 
 from ...diffusion_model import DiffusionModel
 from ...guiders import Guider, SamplerChoice, SeededNoise
@@ -176,13 +175,6 @@ def cell_images(model: DiffusionModel, vae: Any, latents: list[Tensor]) -> Tenso
     return torch.nn.functional.interpolate(preview, scale_factor=LATENT_TO_PIXELS, mode="nearest").movedim(1, -1)
 
 
-def taking_extra_inputs(fn):
-    """Lets a node take inputs beyond its declared ones as **kwargs (the cells an expansion wires to it)."""
-    spec = getattr(fn, NODE_SPEC_ATTRIBUTE)
-    setattr(fn, NODE_SPEC_ATTRIBUTE, spec.model_copy(update={"accepts_extra_inputs": True}))
-    return fn
-
-
 TABLE_COLUMNS = ("row", "column", "sampler", "scheduler", "steps", "cfg", "parameters", "model_calls", "seconds",
                  "rms_to_reference")
 
@@ -229,8 +221,7 @@ def error_chart(plan: dict[str, Any], results: list[Measured]) -> Tensor:
                                log_y=True))
 
 
-@taking_extra_inputs
-@node(returns=[("IMAGE", "picture"), ("STRING", "table")], category=CATEGORY + "/grid")
+@node(returns=[("IMAGE", "picture"), ("STRING", "table")], category=CATEGORY + "/grid", extra_inputs=True)
 def SamplerGridTable(model=Socket("MODEL"), vae=Socket("VAE", optional=True),
                      layout: str = String("{}", tooltip="JSON written by SamplerGrid or SamplerBenchmark"),
                      **cells: Any):
