@@ -82,6 +82,7 @@ class TextEncoderSettings:
     layer: int | None
     norm_hidden: bool
     projected_pooled: bool = True  # False: the pooled output before the text projection (SD3's and Flux's CLIP-L)
+    min_length: int | None = None  # pad a one-window prompt only to this many tokens (CLIPTokenizer's min_length)
 
 
 SD1_CLIP_L = TextEncoderSettings(pad_token=END_TOKEN, layer=None, norm_hidden=True)

@@ -66,7 +66,7 @@ def _text_encoder(checkpoint: Checkpoint, prefix: str, slot: TextEncoderSlot, pa
         load_weights(module, without_fp8_extras((key, checkpoint.view(stored)) for key, stored in keys.items()),
                      dtype, source, dtypes=_linear_storage(module, checkpoint, prefix, dtype))
     else:
-        tokenizer = CLIPTokenizer(slot.settings.pad_token)
+        tokenizer = CLIPTokenizer(slot.settings.pad_token, slot.settings.min_length)
         module = _build(CLIPTextModel, config, _clip_tensors(checkpoint, prefix), dtype, source)
     return TextEncoder(manager.register(module, dtype), slot, tokenizer)
 

@@ -229,11 +229,15 @@ class CLIPTokenizer:
     """CLIP's BPE tokenizer producing ComfyUI's weighted 77-token windows.
 
     `pad_token` fills each window after its EOS: END_TOKEN for OpenAI CLIP-L (SD1, SDXL's L),
-    0 for the OpenCLIP encoders (SD2's H, SDXL's G).
+    0 for the OpenCLIP encoders (SD2's H, SDXL's G). With `min_length`, a prompt that fits one
+    window is padded only to that many tokens (ComfyUI's `pad_to_max_length=False, min_length=`):
+    CLIP's causal attention makes those tokens' states the same as in a full window, and a
+    network reading the tokens attends to fewer pads. Longer prompts keep full windows.
     """
 
-    def __init__(self, pad_token: int = END_TOKEN) -> None:
+    def __init__(self, pad_token: int = END_TOKEN, min_length: int | None = None) -> None:
         self.pad_token = pad_token
+        self.min_length = min_length
         self.vocab = _load_vocabulary()[0]
 
     def encode(self, text: str) -> list[int]:
@@ -270,7 +274,8 @@ class CLIPTokenizer:
                     group = group[room:]
                 contents.append([])
         windows = [[(START_TOKEN, 1.0), *content, (END_TOKEN, 1.0)] for content in contents]
-        windows = [window + [(self.pad_token, 1.0)] * (WINDOW_LENGTH - len(window)) for window in windows]
+        length = WINDOW_LENGTH if self.min_length is None or len(windows) > 1 else max(self.min_length, len(windows[0]))
+        windows = [window + [(self.pad_token, 1.0)] * (length - len(window)) for window in windows]
         return TokenWindows(ids=tuple(tuple(token for token, _ in window) for window in windows),
                             weights=tuple(tuple(weight for _, weight in window) for window in windows),
                             pad_token=self.pad_token)

@@ -9,8 +9,11 @@ import logging
 from pathlib import Path
 
 import pytest
+import torch
 from transformers import CLIPTokenizer as ReferenceTokenizer
 
+from sigmagraph.nodes.models.clip import CLIPTextConfig, CLIPTextModel, TextEncoderSettings, encode
+from sigmagraph.nodes.models.module_init import empty_module, init_random_
 from sigmagraph.nodes.models.tokenizer import (END_TOKEN, START_TOKEN, CLIPTokenizer, clean_text, parse_weights,
                                                pre_tokenize)
 
@@ -216,3 +219,20 @@ def test_clean_text(text: str, expected: str) -> None:
 ])
 def test_pre_tokenize(text: str, expected: list[str]) -> None:
     assert pre_tokenize(text) == expected
+
+
+def test_min_length_pads_one_window_only_that_far_and_keeps_the_states_of_a_full_window():
+    short, full = CLIPTokenizer(END_TOKEN, min_length=24), CLIPTokenizer(END_TOKEN)
+    prompt = "a (large:1.2) red star left of a small blue circle"
+    windows, reference = short.tokenize_with_weights(prompt), full.tokenize_with_weights(prompt)
+    assert len(windows.ids) == 1 and len(windows.ids[0]) == 24
+    assert windows.ids[0] == reference.ids[0][:24] and windows.weights[0] == reference.weights[0][:24]
+    # CLIP attends causally: the first 24 states of the full window are the short window's, weights included.
+    model = init_random_(empty_module(CLIPTextModel, CLIPTextConfig(width=64, layers=2, heads=1, mlp_width=128)), 0)
+    settings = TextEncoderSettings(pad_token=END_TOKEN, layer=None, norm_hidden=True)
+    (cond, pooled), (cond_full, pooled_full) = encode(model, windows, settings), encode(model, reference, settings)
+    assert cond.shape == (1, 24, 64)
+    assert torch.allclose(cond, cond_full[:, :24], atol=1e-5) and torch.allclose(pooled, pooled_full, atol=1e-5)
+    # A prompt longer than min_length grows its window; one longer than a window keeps full windows.
+    assert len(short.tokenize_with_weights(" ".join(["red"] * 30)).ids[0]) == 32
+    assert [len(w) for w in short.tokenize_with_weights(" ".join(["red"] * 100)).ids] == [77, 77]
