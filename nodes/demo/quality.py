@@ -1,6 +1,6 @@
 """How well a picture follows its caption, measured from its pixels with the caption's expectation (scenes.py).
 
-Two measures per (picture, caption):
+Three measures per (picture, caption):
 
 - checks: the promises kept — the background region's dominant palette colour is the caption's
   background, and each placed object's core region's dominant colour is the object's colour.
@@ -8,25 +8,78 @@ Two measures per (picture, caption):
 - colour_accuracy: the share of pixels in those regions whose nearest palette colour is the
   expected one — continuous, so it also ranks pictures that keep the same promises (a blurred
   or washed-out picture loses pixels before it loses a check).
+- shapes: for each placed object, which of the six shapes it drew. The pixels of the object's
+  colour near its place (within the farthest any shape of its size reaches) are compared with
+  each shape as the scene renderer draws it at that size (both sizes when the caption names
+  none), moved up to SEARCH pixels from the nominal centre (the renderer's jitter is 2); the
+  shape of highest intersection-over-union wins, if that IoU reaches MIN_IOU. The shape is kept
+  when the caption's shape wins. A soft blob is nearest a circle; chance is 1/6.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable
 
 import numpy as np
 
-from .scenes import COLOURS, dominant_colour, expectation, palette_names
+from .scenes import (COLOURS, IMAGE_SIZE, SHAPES, SIZES, PlacedShape, dominant_colour, expectation, object_reach,
+                     palette_names, shape_coverage)
+
+SEARCH = 3  # pixels a template moves from the nominal centre, each axis, in whole pixels
+MIN_IOU = 0.5  # a shape overlapping its best template less than this is not a drawn shape at all
+CENTRE = (IMAGE_SIZE / 2, IMAGE_SIZE / 2)
+
+
+@lru_cache(maxsize=None)
+def _template(shape: str, size: str) -> np.ndarray:
+    """The shape's pixels (coverage ≥ 1/2) drawn at the picture's centre, bool [64, 64]."""
+    return shape_coverage(shape, CENTRE, SIZES[size]) >= 0.5
+
+
+def _window(centre: tuple[float, float], size: str | None) -> np.ndarray:
+    ys, xs = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE] + 0.5
+    reach = object_reach(size or "large")
+    return (xs - centre[0]) ** 2 + (ys - centre[1]) ** 2 <= reach**2
+
+
+def shape_ious(image: np.ndarray, placed: PlacedShape) -> dict[str, float]:
+    """The best IoU of each shape's template with the object's colour pixels near its place."""
+    window = _window(placed.centre, placed.size)
+    drawn = (palette_names(image) == COLOURS.index(placed.colour)) & window
+    dx0, dy0 = round(placed.centre[0] - CENTRE[0]), round(placed.centre[1] - CENTRE[1])
+    best = {}
+    for shape in SHAPES:
+        score = 0.0
+        for size in ([placed.size] if placed.size else list(SIZES)):
+            template = _template(shape, size)
+            for dy in range(dy0 - SEARCH, dy0 + SEARCH + 1):
+                for dx in range(dx0 - SEARCH, dx0 + SEARCH + 1):
+                    moved = np.roll(template, (dy, dx), axis=(0, 1)) & window
+                    union = np.count_nonzero(moved | drawn)
+                    if union:
+                        score = max(score, np.count_nonzero(moved & drawn) / union)
+        best[shape] = score
+    return best
+
+
+def drawn_shape(image: np.ndarray, placed: PlacedShape) -> str | None:
+    """Which shape the picture drew for a placed object: the best template match, or None below MIN_IOU."""
+    ious = shape_ious(image, placed)
+    shape = max(ious, key=ious.get)
+    return shape if ious[shape] >= MIN_IOU else None
 
 
 @dataclass(frozen=True)
 class CaptionScore:
-    """Promises kept out of promises made, and the share of region pixels of the right colour."""
+    """Promises kept out of promises made, the share of region pixels of the right colour, shapes kept of placed."""
 
     kept: int
     made: int
     colour_accuracy: float
+    shapes_kept: int = 0
+    shapes_placed: int = 0
 
 
 def caption_score(image: np.ndarray, caption: str) -> CaptionScore:
@@ -37,7 +90,8 @@ def caption_score(image: np.ndarray, caption: str) -> CaptionScore:
     regions += [(colour, core) for colour, core in expected.objects if core is not None]
     kept = sum(dominant_colour(image, mask) == colour for colour, mask in regions)
     accuracy = float(np.mean([(names[mask] == COLOURS.index(colour)).mean() for colour, mask in regions]))
-    return CaptionScore(kept, len(regions), accuracy)
+    shapes = sum(drawn_shape(image, placed) == placed.shape for placed in expected.placed)
+    return CaptionScore(kept, len(regions), accuracy, shapes, len(expected.placed))
 
 
 @dataclass(frozen=True)
@@ -47,21 +101,28 @@ class QualityReport:
     kept: int
     made: int
     colour_accuracy: float  # mean over pictures
+    shapes_kept: int = 0
+    shapes_placed: int = 0
 
     @property
     def kept_share(self) -> float:
         return self.kept / self.made
 
+    @property
+    def shape_share(self) -> float:
+        return self.shapes_kept / self.shapes_placed if self.shapes_placed else 0.0
+
     def __str__(self) -> str:
-        return f"{self.kept}/{self.made} promises kept ({self.kept_share:.0%}), colour accuracy {self.colour_accuracy:.3f}"
+        return (f"{self.kept}/{self.made} promises kept ({self.kept_share:.0%}), colour accuracy "
+                f"{self.colour_accuracy:.3f}, shapes {self.shapes_kept}/{self.shapes_placed} ({self.shape_share:.0%})")
 
 
 def quality(scored: Iterable[tuple[np.ndarray, str]]) -> QualityReport:
     """The report over (picture, caption) pairs."""
     scores = [caption_score(image, caption) for image, caption in scored]
     return QualityReport(sum(s.kept for s in scores), sum(s.made for s in scores),
-                         float(np.mean([s.colour_accuracy for s in scores])))
-
+                         float(np.mean([s.colour_accuracy for s in scores])),
+                         sum(s.shapes_kept for s in scores), sum(s.shapes_placed for s in scores))
 
 # Captions the quality checks use: every colour as object and as background, every shape, both
 # sizes, every placement phrase and relation; all with a position, so every object has a region.

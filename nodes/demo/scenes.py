@@ -200,16 +200,20 @@ def _background(colour: str, texture: str, seed: int) -> np.ndarray:
     return np.clip(base + offset[..., None], 0, 255)
 
 
+def shape_coverage(shape: str, centre: tuple[float, float], radius: float) -> np.ndarray:
+    """The fraction of each pixel [64, 64] a shape covers: drawn at 4x and box-filtered."""
+    big = IMAGE_SIZE * SUPERSAMPLE
+    mask = Image.new("L", (big, big), 0)
+    centre = (centre[0] * SUPERSAMPLE, centre[1] * SUPERSAMPLE)
+    ImageDraw.Draw(mask).polygon(shape_polygon(shape, centre, radius * SUPERSAMPLE), fill=255)
+    return np.asarray(mask.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BOX), dtype=np.float64) / 255
+
+
 def render(scene: Scene) -> np.ndarray:
     """The scene's picture as uint8 RGB [64, 64, 3], shapes anti-aliased by 4x supersampling."""
     image = _background(scene.background, scene.texture, scene.texture_seed)
-    big = IMAGE_SIZE * SUPERSAMPLE
     for obj in scene.objects:
-        # Coverage mask drawn at 4x and box-filtered: the exact fraction of each pixel the shape covers.
-        mask = Image.new("L", (big, big), 0)
-        centre = (obj.centre[0] * SUPERSAMPLE, obj.centre[1] * SUPERSAMPLE)
-        ImageDraw.Draw(mask).polygon(shape_polygon(obj.shape, centre, SIZES[obj.size] * SUPERSAMPLE), fill=255)
-        coverage = np.asarray(mask.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BOX), dtype=np.float64)[..., None] / 255
+        coverage = shape_coverage(obj.shape, obj.centre, SIZES[obj.size])[..., None]
         image = image * (1 - coverage) + np.array(PALETTE[obj.colour], dtype=np.float64) * coverage
     return np.round(image).astype(np.uint8)
 
@@ -227,17 +231,30 @@ def dataset(seed: int, count: int, start: int = 0) -> tuple[np.ndarray, list[str
 
 
 @dataclass(frozen=True)
+class PlacedShape:
+    """An object a caption puts at a known place: colour, shape, size name or None, nominal centre in pixels."""
+
+    colour: str
+    shape: str
+    size: str | None
+    centre: tuple[float, float]
+
+
+@dataclass(frozen=True)
 class Expectation:
     """What a captioned picture must show: background colour and pixels, and each object's colour and pixels.
 
     Masks are boolean [64, 64]. An object's mask (None when the caption gives no position) lies
     inside the object wherever its jitter puts it, up to the thin tips of stars and triangles;
-    the background mask lies outside every object the caption allows.
+    the background mask lies outside every object the caption allows. `placed` says, for each
+    object with a position, what the picture must draw there: its shape, size name (None when
+    the caption leaves it out) and nominal centre.
     """
 
     background: str
     background_mask: np.ndarray
     objects: tuple[tuple[str, np.ndarray | None], ...]
+    placed: tuple[PlacedShape, ...] = ()
 
 
 _COLOUR = "|".join(COLOURS)
@@ -255,6 +272,14 @@ CORE_FRACTION = 0.45
 BACKGROUND_MARGIN = 2.0
 
 
+def object_reach(size: str) -> float:
+    """How far from its nominal centre an object of this size may cover pixels, plus BACKGROUND_MARGIN.
+
+    The largest extent of any shape is 1.15 r (the triangle's corners), plus the jitter.
+    """
+    return 1.15 * SIZES[size] + JITTER * math.sqrt(2) + BACKGROUND_MARGIN
+
+
 def _disc(centre: tuple[float, float], radius: float) -> np.ndarray:
     ys, xs = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE] + 0.5
     return (xs - centre[0]) ** 2 + (ys - centre[1]) ** 2 <= radius**2
@@ -262,25 +287,26 @@ def _disc(centre: tuple[float, float], radius: float) -> np.ndarray:
 
 def expectation(caption: str) -> Expectation:
     """Reads a caption of the dataset's grammar back into the colours and regions its picture must show."""
-    # The largest extent of any shape is 1.15 r (the triangle's corners), plus the jitter.
-    reach = {size: 1.15 * radius + JITTER * math.sqrt(2) + BACKGROUND_MARGIN for size, radius in SIZES.items()}
+    reach = {size: object_reach(size) for size in SIZES}
     if match := _TWO.fullmatch(caption.strip()):
-        size_a, colour_a, _, relation, size_b, colour_b, _, background = match.groups()
-        objects = []
+        size_a, colour_a, shape_a, relation, size_b, colour_b, shape_b, background = match.groups()
+        objects, placed = [], []
         occupied = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=bool)
-        for size, colour, centre in ((size_a, colour_a, RELATIONS[relation][0]),
-                                     (size_b, colour_b, RELATIONS[relation][1])):
+        for size, colour, shape, centre in ((size_a, colour_a, shape_a, RELATIONS[relation][0]),
+                                            (size_b, colour_b, shape_b, RELATIONS[relation][1])):
             objects.append((colour, _disc(centre, CORE_FRACTION * SIZES[size or "small"])))
+            placed.append(PlacedShape(colour, shape, size, centre))
             occupied |= _disc(centre, reach[size or "large"])
-        return Expectation(background, ~occupied, tuple(objects))
+        return Expectation(background, ~occupied, tuple(objects), tuple(placed))
     if match := _ONE.fullmatch(caption.strip()):
-        size, colour, _, where, background = match.groups()
+        size, colour, shape, where, background = match.groups()
         candidates = [POSITIONS[where]] if where else list(POSITIONS.values())
         occupied = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=bool)
         for centre in candidates:
             occupied |= _disc(centre, reach[size or "large"])
         core = _disc(POSITIONS[where], CORE_FRACTION * SIZES[size or "small"]) if where else None
-        return Expectation(background, ~occupied, ((colour, core),))
+        placed = (PlacedShape(colour, shape, size, POSITIONS[where]),) if where else ()
+        return Expectation(background, ~occupied, ((colour, core),), placed)
     raise ValueError(f"not a caption of the demo dataset: {caption!r}")
 
 
