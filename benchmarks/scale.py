@@ -3,7 +3,7 @@ per-prompt overhead of the Ray path. Prints a Markdown table.
 
     python benchmarks/scale.py          # needs the ray extra; starts a private Ray cluster on 127.0.0.1
 
-Throughput: 16 prompts of the default workflow at 64x64 (batch 1, 10 steps), seeds 1..16, queued at
+Throughput: 16 prompts of the SD demo's workflow at 64x64 (batch 1, 10 steps), seeds 1..16, queued at
 once after one warm-up prompt per worker (the model load is not counted). Ray workers split the
 machine's cores (torch threads = cores / workers); the in-process worker is measured with torch's
 default threads and with one, since torch's threads collapse when other processes hold the
@@ -31,6 +31,7 @@ from sigmagraph.engine.server.prompt_queue import PromptQueue
 from sigmagraph.engine.server.ray_workers import RayWorkers, init_loopback
 from sigmagraph.engine.server.store import Store
 from sigmagraph.engine.server.worker import PromptWorker
+from sigmagraph.nodes.demo.checkpoint import DEMO_MODELS
 from sigmagraph.nodes.demo.generate import txt2img_workflow
 
 PROMPTS = 16
@@ -39,7 +40,8 @@ OVERHEAD_REPEATS = 20
 
 
 def workflow(seed: int) -> dict:
-    return txt2img_workflow("a red circle left of a blue square", seed=seed, batch=1, steps=STEPS)
+    return txt2img_workflow("a red circle left of a blue square", seed=seed, batch=1, model=DEMO_MODELS["sd"],
+                           steps=STEPS)
 
 
 def run_all(session: Session, queue: PromptQueue, history: History, seeds: list[int]) -> float:

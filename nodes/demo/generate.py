@@ -1,10 +1,11 @@
-"""Pictures from the demo model through the graph: the shipped default workflow with chosen settings.
+"""Pictures from a demo model through the graph: the workflow shipped for it, with chosen settings.
 
     session = Session(Config(...))
     images = txt2img(session, "a red circle at the left on a yellow background", seed=0, batch=4)
+    images = txt2img(session, "...", seed=0, model=DEMO_MODELS["sd"])      # the SD demo's workflow
 
 Tests, benchmarks and tools/make_demo_pictures.py use this, so what they measure is what
-`sigmagraph run workflows/default.json` does.
+`sigmagraph run workflows/default.json` (the flow demo) or `workflows/demo_sd.json` does.
 """
 
 from __future__ import annotations
@@ -19,22 +20,30 @@ from sigmagraph.engine import Session
 from sigmagraph.engine.paths import package_folder
 from sigmagraph.engine.testing import output, run
 
-# Node ids in workflows/default.json.
+from .checkpoint import DEMO_MODELS, DemoModel
+
+# Node ids in both demo workflows (default.json and demo_sd.json).
 LOADER, PROMPT, LATENT, SAMPLER, DECODE, SAVE = "1", "2", "4", "5", "6", "7"
+FLOW_DEMO = DEMO_MODELS["flow"]
+
+
+def shipped_workflow(name: str = "default.json") -> dict[str, Any]:
+    """A workflow of workflows/ as installed."""
+    folder = package_folder("sigmagraph.workflows")
+    if folder is None:
+        raise FileNotFoundError("the sigmagraph.workflows package is not installed")
+    return json.loads((Path(folder) / name).read_text())
 
 
 def default_workflow() -> dict[str, Any]:
     """workflows/default.json as installed."""
-    folder = package_folder("sigmagraph.workflows")
-    if folder is None:
-        raise FileNotFoundError("the sigmagraph.workflows package is not installed")
-    return json.loads((Path(folder) / "default.json").read_text())
+    return shipped_workflow()
 
 
 def txt2img_workflow(prompt: str, seed: int, batch: int = 1, ckpt_name: str | None = None,
-                     **sampler: Any) -> dict[str, Any]:
-    """The default workflow with a prompt, seed, batch size, checkpoint and any KSampler inputs; previews, not saves."""
-    workflow = default_workflow()
+                     model: DemoModel = FLOW_DEMO, **sampler: Any) -> dict[str, Any]:
+    """The model's workflow with a prompt, seed, batch size, checkpoint and any KSampler inputs; previews, not saves."""
+    workflow = shipped_workflow(model.workflow)
     if ckpt_name is not None:
         workflow[LOADER]["inputs"]["ckpt_name"] = ckpt_name
     workflow[PROMPT]["inputs"]["text"] = prompt
@@ -50,7 +59,7 @@ def to_uint8(image: Any) -> np.ndarray:
 
 
 def txt2img(session: Session, prompt: str, seed: int, batch: int = 1, ckpt_name: str | None = None,
-            **sampler: Any) -> list[np.ndarray]:
+            model: DemoModel = FLOW_DEMO, **sampler: Any) -> list[np.ndarray]:
     """`batch` pictures (uint8 RGB [64, 64, 3]) of a prompt; image k uses seed + k, as KSampler seeds a batch."""
-    workflow = txt2img_workflow(prompt, seed, batch, ckpt_name, **sampler)
+    workflow = txt2img_workflow(prompt, seed, batch, ckpt_name, model, **sampler)
     return list(to_uint8(output(session, run(session, workflow), DECODE).cpu()))

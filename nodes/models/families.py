@@ -69,6 +69,17 @@ DEMO_RGB_FACTORS = ((-0.5731, -0.5996, -0.0652), (-0.4705, -0.124, 0.541), (0.39
 DEMO_RGB_BIAS = (0.1708, -0.0678, -0.193)
 DEMO_LATENT = LatentFormat(channels=4, scale_factor=1.0, rgb_factors=DEMO_RGB_FACTORS, rgb_bias=DEMO_RGB_BIAS)
 
+# The flow demo model's latents, normalised the same way (tools/train_demo.py --family flow).
+DEMO_FLOW_RGB_FACTORS = (
+    (0.4473, -0.2085, -0.0586), (-0.5459, -0.4515, -0.3468), (-1.1956, 1.5675, -0.607), (0.3829, 0.0586, 0.0387),
+    (0.2428, -0.9421, -0.2478), (0.4889, -1.541, -0.2139), (0.6969, -0.7161, 0.2357), (-0.5095, 0.6296, -0.3425),
+    (-0.4042, 0.556, 0.0683), (-0.4519, 0.2417, -0.1284), (0.7548, 0.6786, 0.0729), (0.4343, 0.3537, -0.1027),
+    (0.1152, 0.2598, 0.2173), (-0.4684, 0.539, 0.003), (0.0146, 0.0642, -0.231), (0.2935, -0.2118, 0.1066),
+)
+DEMO_FLOW_RGB_BIAS = (0.1708, -0.0678, -0.193)  # the data's mean colour, as the SD demo's: latents have zero mean
+DEMO_FLOW_LATENT = LatentFormat(channels=16, scale_factor=1.0, rgb_factors=DEMO_FLOW_RGB_FACTORS,
+                                rgb_bias=DEMO_FLOW_RGB_BIAS)
+
 FAMILY_MARK_KEY = "sigmagraph.family"  # safetensors metadata naming the family of files Sigmagraph writes
 LATENT_DOWNSCALE = 8  # image pixels per latent pixel of the KL-f8 autoencoder all these families use
 DEFAULT_FLUX_GUIDANCE = 3.5  # the distilled guidance scale of Flux dev when the conditioning sets none (ComfyUI's)
@@ -296,6 +307,19 @@ DEMO = ModelFamily("demo", DEMO_UNET, DEMO_VAE,
                                     ("lora_te", "lora_te1", "text_encoder")),),
                    DEMO_LATENT, prediction="v_prediction", matches=has_family_mark("demo"))
 
+# The flow demo model (nodes/demo): SD3's MMDiT and 16-channel KL-f8 latents at toy scale, trained
+# from scratch by rectified flow (tools/train_demo.py --family flow) for 64x64 pictures, so
+# EmptySD3LatentImage and the other SD3 nodes apply unchanged. One 64-wide head per 64 of width, as
+# Stability's MMDiTs; patch size 1 on the 8x8 latent (64 image tokens); 16 latent channels instead
+# of the SD demo's 4 are what keep the shapes' corners. The text encoder is the SD demo's
+# architecture, its prompt padded only to 24 tokens (the captions need at most 16), which halves
+# the joint attention's tokens against a 77-token window.
+DEMO_FLOW_MMDIT = MMDiTConfig(depth=4, hidden_size=128, num_heads=2, patch_size=1, context_dim=DEMO_TEXT_ENCODER.width,
+                              pooled_dim=DEMO_TEXT_ENCODER.width, pos_embed_max_size=16)
+DEMO_FLOW_VAE = VAEConfig(ch=32, ch_mult=(1, 1, 2, 4), num_res_blocks=1, z_channels=16, embed_dim=16, norm_groups=8)
+DEMO_FLOW_TEXT_SETTINGS = replace(DEMO_TEXT_SETTINGS, min_length=24)
+DEMO_FLOW_SHIFT = 3.0  # SD3's shift: of the shifts 1-4 tried on seeds the tests do not use, it kept the most shapes
+
 # Stability's single files keep the text encoders under text_encoders.<name>.transformer. (transformers
 # layouts) and the autoencoder under first_stage_model.; BFL's hold the transformer alone, and the
 # files ComfyUI saves put Flux's autoencoder under vae.
@@ -321,5 +345,11 @@ FLUX_SCHNELL_FAMILY = ModelFamily(
     "Flux.1-schnell", FLUX_SCHNELL, SD3_VAE, _FLUX_TEXT_ENCODERS, FLUX_LATENT, prediction="flow",
     condition_inputs=flux_schnell_inputs, vae_prefix="vae.", flow=FlowSampling(1.0, 1.0), join_text=flux_join)
 
-FAMILIES: tuple[ModelFamily, ...] = (DEMO, SD1, SD2_V, SD2, SDXL, SDXL_REFINER, SD3, FLUX_DEV_FAMILY,
+DEMO_FLOW = ModelFamily(
+    "demo-flow", DEMO_FLOW_MMDIT, DEMO_FLOW_VAE,
+    (TextEncoderSlot("clip_l", DEMO_TEXT_ENCODER, DEMO_FLOW_TEXT_SETTINGS, (_TEXT_ENCODERS.format("clip_l"),)),),
+    DEMO_FLOW_LATENT, prediction="flow", condition_inputs=sd3_inputs, matches=has_family_mark("demo-flow"),
+    flow=FlowSampling(shift=DEMO_FLOW_SHIFT, multiplier=1000.0))
+
+FAMILIES: tuple[ModelFamily, ...] = (DEMO, DEMO_FLOW, SD1, SD2_V, SD2, SDXL, SDXL_REFINER, SD3, FLUX_DEV_FAMILY,
                                      FLUX_SCHNELL_FAMILY)

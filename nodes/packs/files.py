@@ -18,13 +18,15 @@ from typing import Any, Callable, Union
 from sigmagraph.engine import Config
 from sigmagraph.engine.paths import UnsafePath, list_files, safe_join
 
-from ..demo.checkpoint import DEMO_CHECKPOINT
+from ..demo.checkpoint import DEMO_MODELS
 from ..models.checkpoint import MODEL_EXTENSIONS, CheckpointError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
-PACKAGED_MODELS: dict[str, dict[str, Path]] = {"checkpoints": {DEMO_CHECKPOINT.name: DEMO_CHECKPOINT}}
+# The demo models ship inside the package: listed whatever the models folder holds.
+PACKAGED_MODELS: dict[str, dict[str, Path]] = {
+    "checkpoints": {model.path.name: model.path for model in DEMO_MODELS.values()}}
 # A kind of model file lives in one folder, or in several: the current one first, then legacy ones
 # (("diffusion_models", "unet"), ("text_encoders", "clip")), listed together as ComfyUI does.
 Folders = Union[str, tuple[str, ...]]

@@ -8,13 +8,14 @@ from typing import Any
 
 from safetensors import safe_open
 
-from sigmagraph.nodes.demo.checkpoint import CONFIG_KEY, DEMO_CHECKPOINT
-from sigmagraph.nodes.models.families import DEMO, FAMILY_MARK_KEY
+from sigmagraph.nodes.demo.checkpoint import CONFIG_KEY, DemoModel
+from sigmagraph.nodes.models.families import FAMILY_MARK_KEY
 
 
-def read_config(path: Path = DEMO_CHECKPOINT) -> dict[str, Any]:
-    """The configuration record stored in a demo checkpoint."""
+def read_config(model: DemoModel, path: Path | None = None) -> dict[str, Any]:
+    """The configuration record stored in a demo model's packaged checkpoint (or in the file at `path`)."""
+    path = path or model.path
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
-    assert metadata.get(FAMILY_MARK_KEY) == DEMO.name, f"{path.name}: not a demo checkpoint"
+    assert metadata.get(FAMILY_MARK_KEY) == model.family.name, f"{path.name}: not a {model.family.name} checkpoint"
     return json.loads(metadata[CONFIG_KEY])

@@ -1,4 +1,6 @@
-"""The shipped workflows on the packaged demo model, headless: the CLI's first command and every other file."""
+"""The shipped workflows on the packaged demo models, headless: the CLI's first command and every other file.
+
+img2img, inpainting and the sampler comparison run on both demo models (the file's checkpoint swapped)."""
 
 from __future__ import annotations
 
@@ -8,18 +10,30 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 from sigmagraph.engine.testing import output, run
+from sigmagraph.nodes.demo.checkpoint import DEMO_MODELS, DemoModel
 from sigmagraph.nodes.demo.generate import SAMPLER, to_uint8, txt2img_workflow
 from sigmagraph.nodes.demo.scenes import dominant_colour, expectation
 
 WORKFLOWS = Path(__file__).parents[2] / "workflows"
+BOTH_MODELS = pytest.mark.parametrize("model", list(DEMO_MODELS.values()), ids=list(DEMO_MODELS))
 
 
-def workflow(name: str) -> dict:
-    return json.loads((WORKFLOWS / f"{name}.json").read_text())
+def workflow(name: str, model: DemoModel | None = None) -> dict:
+    """A shipped workflow; with a model, on that model's packaged checkpoint (loader node "1") and with every
+    KSampler on the schedule of the model's own workflow (Karras for the SD demo, simple for the flow demo)."""
+    graph = json.loads((WORKFLOWS / f"{name}.json").read_text())
+    if model is not None:
+        graph["1"]["inputs"]["ckpt_name"] = model.path.name
+        scheduler = json.loads((WORKFLOWS / model.workflow).read_text())[SAMPLER]["inputs"]["scheduler"]
+        for node in graph.values():
+            if node["class_type"] == "KSampler":
+                node["inputs"]["scheduler"] = scheduler
+    return graph
 
 
 def picture(session, result, node: str, index: int = 0) -> np.ndarray:
@@ -39,8 +53,9 @@ def test_the_readme_first_command_writes_pngs(tmp_path):
             assert image.size == (64, 64) and image.mode == "RGB"
 
 
-def test_img2img_repaints_the_object_in_the_new_prompts_colour(builtin_session):
-    graph = workflow("img2img")
+@BOTH_MODELS
+def test_img2img_repaints_the_object_in_the_new_prompts_colour(builtin_session, model):
+    graph = workflow("img2img", model)
     result = run(builtin_session, graph)
     source, changed = picture(builtin_session, result, "6"), picture(builtin_session, result, "11")
     before = expectation(graph["2"]["inputs"]["text"])
@@ -51,8 +66,9 @@ def test_img2img_repaints_the_object_in_the_new_prompts_colour(builtin_session):
     assert dominant_colour(changed, after.background_mask) == after.background
 
 
-def test_inpainting_keeps_the_unmasked_latent_and_paints_the_masked_half(builtin_session):
-    graph = workflow("inpaint")
+@BOTH_MODELS
+def test_inpainting_keeps_the_unmasked_latent_and_paints_the_masked_half(builtin_session, model):
+    graph = workflow("inpaint", model)
     result = run(builtin_session, graph)
     encoded = output(builtin_session, result, "11")["samples"]
     inpainted = output(builtin_session, result, "14")["samples"]
@@ -93,14 +109,15 @@ def test_two_stage_sampling_equals_split_sigmas_with_custom_samplers(builtin_ses
     custom_result = run(builtin_session, custom)
     assert torch.allclose(output(builtin_session, custom_result, "15")["samples"], two_stage, atol=1e-5)
     # Not just the converging sampler alone: the ancestral half left its mark.
-    single = txt2img_workflow(graph["2"]["inputs"]["text"], stage["noise_seed"], steps=stage["steps"],
-                              scheduler=stage["scheduler"], sampler_name="dpmpp_2m", cfg=stage["cfg"])
+    single = txt2img_workflow(graph["2"]["inputs"]["text"], stage["noise_seed"], model=DEMO_MODELS["sd"],
+                              steps=stage["steps"], scheduler=stage["scheduler"], sampler_name="dpmpp_2m", cfg=stage["cfg"])
     single_result = run(builtin_session, single)
     assert not torch.allclose(output(builtin_session, single_result, SAMPLER)["samples"], two_stage, atol=1e-2)
 
 
-def test_the_sampler_comparison_gives_one_distinct_picture_per_sampler(builtin_session):
-    graph = workflow("sampler_comparison")
+@BOTH_MODELS
+def test_the_sampler_comparison_gives_one_distinct_picture_per_sampler(builtin_session, model):
+    graph = workflow("sampler_comparison", model)
     result = run(builtin_session, graph)
     savers = [key for key, node in graph.items() if node["class_type"] == "SaveImage"]
     assert len(savers) == 8
@@ -110,7 +127,9 @@ def test_the_sampler_comparison_gives_one_distinct_picture_per_sampler(builtin_s
             assert not np.array_equal(pictures[i], pictures[j])
     expected = expectation(graph["2"]["inputs"]["text"])
     backgrounds = [dominant_colour(p, expected.background_mask) for p in pictures]
-    assert backgrounds.count(expected.background) >= 7, backgrounds
+    # At ten model calls with CFG 5 a sampler may miss on these small networks (dpm_2 and lms do on the
+    # flow demo; the README's sampler tables): six of eight must follow the prompt.
+    assert backgrounds.count(expected.background) >= 6, backgrounds
 
 
 # ComfyUI's graphs of real models (SD 1.5, SD3.5, Flux): only their model files are missing here.

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from sigmagraph.engine.testing import output, run
-from sigmagraph.nodes.demo.generate import LOADER, default_workflow
+from sigmagraph.nodes.demo.generate import LOADER, shipped_workflow
 from sigmagraph.nodes.packs.lab.drawing import PALETTE
 
 SEED = 5
@@ -60,7 +60,7 @@ def test_noised_latent_is_the_forward_process_a_sampler_continues(builtin_sessio
 
 def test_noise_preview_is_the_decoded_textbook_strip(builtin_session):
     sigmas = (0.1, 1.0, 14.6)
-    wf = {LOADER: default_workflow()[LOADER]}
+    wf = {LOADER: shipped_workflow("demo_sd.json")[LOADER]}  # the SD demo: sigma 14.6 is on its schedule
     builtin_session.config.input_dir.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (64, 64), (200, 60, 40)).save(builtin_session.config.input_dir / "lab_noise_preview.png")
     wf["2"] = {"class_type": "LoadImage", "inputs": {"image": "lab_noise_preview.png"}}

@@ -101,7 +101,7 @@ def open_default_workflow(page) -> None:
             window.app.graph.nodes.find(n => n.type == type).widgets.find(w => w.name == name);
         widget('KSampler', 'steps').value = 3;
         widget('KSampler', 'control_after_generate').value = 'fixed';
-        widget('EmptyLatentImage', 'batch_size').value = 1;
+        widget('EmptySD3LatentImage', 'batch_size').value = 1;
         return window.app.extensionManager.command.execute('Comfy.Canvas.FitView');  // every node on screen
     }""")
 
@@ -155,13 +155,13 @@ def test_a_workflow_saved_to_user_data_reopens(page, server):
         assert time.monotonic() < deadline, "the workflow was not saved to user data"
         page.wait_for_timeout(100)  # not time.sleep: the page's events must flow
     nodes = {str(n["id"]): n for n in json.loads(saved.read_text())["nodes"]}
-    assert nodes["1"]["widgets_values"] == ["sigmagraph-demo.safetensors"] and nodes["5"]["widgets_values"][2] == 3
+    assert nodes["1"]["widgets_values"] == ["sigmagraph-demo-flow.safetensors"] and nodes["5"]["widgets_values"][2] == 3
 
     page.evaluate("() => window.app.extensionManager.command.execute('Comfy.NewBlankWorkflow')")
     page.wait_for_function("() => window.app.graph.nodes.length == 0")
     page.get_by_test_id("workflows-tab-button").click()
     page.get_by_text(SAVED_NAME).first.click()
-    page.wait_for_function("() => window.app.graph.nodes.length == 7")
+    page.wait_for_function(f"() => window.app.graph.nodes.length == {len(nodes)}")
     assert sorted(graph(page)) == sorted([nid, n["type"]] for nid, n in nodes.items())
     page.get_by_test_id("workflows-tab-button").click()  # closes the panel
     assert page.problems == []
@@ -177,7 +177,7 @@ def test_a_workflow_with_a_subgraph_runs(page, server):
         return window.app.extensionManager.command.execute('Comfy.Graph.ConvertToSubgraph');
     }""")
     page.wait_for_function("() => window.app.graph.nodes.some(n => n.subgraph)")
-    (subgraph_id,) = [nid for nid, _ in graph(page) if nid not in {"1", "2", "3", "4", "7"}]
+    (subgraph_id,) = [nid for nid, _ in graph(page) if nid not in {"1", "2", "3", "4", "7", "8"}]
     entry = run_and_wait(page, server)
     assert entry["status"]["status_str"] == "success"
     prompt = entry["prompt"][2]
