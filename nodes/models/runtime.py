@@ -57,6 +57,10 @@ class DiffusionNetwork(ModuleHandle):
 
     def __call__(self, x: Tensor, timestep: Tensor, c_crossattn: Tensor | None = None,
                  control: ActiveControls | None = None, **inputs: Tensor) -> Tensor:
+        if control is not None and not isinstance(self.managed.module, UNetModel):
+            raise ValueError(f"a ControlNet steers the UNet of SD 1.x/2.x/XL; this model's network is "
+                             f"{type(self.managed.module).__name__}, which takes no ControlNet residuals: remove "
+                             f"the ControlNet apply node or load a UNet checkpoint")
         # ControlNet residuals first (sampling/control.py): running the ControlNet may move weights.
         residuals = None if control is None else control.residuals(x, timestep, c_crossattn, inputs.get("y"))
         network = self.use()

@@ -17,7 +17,7 @@ from torch import Tensor
 from conftest import folders
 from diffusers_layout import relative_error, twin, unet_key, unet_to_diffusers
 from sigmagraph.engine import Session
-from sigmagraph.nodes.demo.checkpoint import DEMO_CHECKPOINT
+from sigmagraph.nodes.demo.checkpoint import DEMO_CHECKPOINT, FLOW_DEMO_CHECKPOINT
 from sigmagraph.nodes.guiders import Guider, SamplerChoice, SeededNoise
 from sigmagraph.nodes.models.checkpoint import CheckpointError
 from sigmagraph.nodes.models.controlnet import ControlNet, ControlNetConfig, load_controlnet
@@ -351,3 +351,9 @@ def test_controlnet_workflow_on_the_demo_model(tmp_path) -> None:
         plain = np.asarray(saved).astype(int)
     assert np.array_equal(image(0.0), plain)
     assert np.abs(image(1.0) - plain).max() > 0
+    # On a model without a UNet (the flow demo's MMDiT) the sampler says so, naming the network.
+    on_flow = workflow(1.0)
+    on_flow["4"]["inputs"]["ckpt_name"] = FLOW_DEMO_CHECKPOINT.name
+    result = session.run(on_flow)
+    assert not result.ok and result.error["node_id"] == "3"
+    assert "MMDiT, which takes no ControlNet residuals" in result.error["exception_message"]
