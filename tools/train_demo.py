@@ -328,7 +328,8 @@ def main(argv: list[str] | None = None) -> None:
 
     objects = object_masks(images, [scene_at(args.seed, i).background for i in range(args.images)])
     sharp = SHARP_VAE[args.family]
-    stage_1 = args.work_dir / ("vae-stage1.safetensors" if args.family == "sd" else f"vae-stage1-{args.family}.safetensors")
+    stage_1 = args.work_dir / ("vae-stage1.safetensors" if args.family == "sd"
+                               else f"vae-stage1-{args.family}.safetensors")
     if args.vae_from:
         vae, vae_losses = AutoencoderKL(family.vae), []
         vae.load_state_dict(load_file(str(args.vae_from)))

@@ -42,7 +42,8 @@ def random_demo_modules(model: DemoModel = DEMO_MODELS["sd"], seed: int = 0):
 def save_random_demo(model: DemoModel, path, seed: int = 0) -> None:
     """A demo checkpoint of random weights, marked as the model's family."""
     channels = model.family.latent_format.channels
-    save_demo(path, model, *random_demo_modules(model, seed), demo_config(model, ((0.0,) * 3,) * channels, (0.0,) * 3, {}))
+    config = demo_config(model, ((0.0,) * 3,) * channels, (0.0,) * 3, {})
+    save_demo(path, model, *random_demo_modules(model, seed), config)
 
 
 @MODELS

@@ -110,7 +110,8 @@ def test_two_stage_sampling_equals_split_sigmas_with_custom_samplers(builtin_ses
     assert torch.allclose(output(builtin_session, custom_result, "15")["samples"], two_stage, atol=1e-5)
     # Not just the converging sampler alone: the ancestral half left its mark.
     single = txt2img_workflow(graph["2"]["inputs"]["text"], stage["noise_seed"], model=DEMO_MODELS["sd"],
-                              steps=stage["steps"], scheduler=stage["scheduler"], sampler_name="dpmpp_2m", cfg=stage["cfg"])
+                              steps=stage["steps"], scheduler=stage["scheduler"], sampler_name="dpmpp_2m",
+                              cfg=stage["cfg"])
     single_result = run(builtin_session, single)
     assert not torch.allclose(output(builtin_session, single_result, SAMPLER)["samples"], two_stage, atol=1e-2)
 

@@ -17,7 +17,7 @@ SD_DEMO, FLOW_DEMO = DEMO_MODELS["sd"], DEMO_MODELS["flow"]
 
 
 def evaluate(session, model: DemoModel, seeds: int, ckpt_name: str | None = None, **sampler) -> QualityReport:
-    """The model's workflow at its settings (or these) over the evaluation captions, `seeds` pictures each (100, ...)."""
+    """The model's workflow at its settings (or these) over the evaluation captions, `seeds` pictures each."""
     pictures = []
     for caption in EVALUATION_CAPTIONS:
         images = txt2img(session, caption, seed=100, batch=seeds, ckpt_name=ckpt_name, model=model, **sampler)
