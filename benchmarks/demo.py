@@ -58,8 +58,9 @@ def main() -> None:
     parser.add_argument("--model", choices=sorted(DEMO_MODELS), default="flow")
     args = parser.parse_args()
     model = DEMO_MODELS[args.model]
-    settings = shipped_workflow(model.workflow)[SAMPLER]["inputs"]
-    assert shipped_workflow(model.workflow)[LATENT]["inputs"]["batch_size"] == 4
+    workflow = shipped_workflow(model.workflow)
+    settings = workflow[SAMPLER]["inputs"]
+    assert workflow[LATENT]["inputs"]["batch_size"] == 4
     schedule, cfg_default = settings["scheduler"], settings["cfg"]
     lines = [f"# Demo model benchmark: {model.path.name}", ""]
     with tempfile.TemporaryDirectory() as folder:

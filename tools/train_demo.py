@@ -53,7 +53,7 @@ from torch import Tensor, nn
 from sigmagraph.nodes.demo.checkpoint import DEMO_MODELS, SCHEDULE, DemoModel, demo_config, save_demo
 from sigmagraph.nodes.demo.scenes import COLOURS, dataset, palette_names, scene_at
 from sigmagraph.nodes.models.clip import CLIPTextModel, TextEncoderSettings
-from sigmagraph.nodes.models.families import DEMO_FLOW, DEMO_FLOW_MMDIT, DEMO_TEXT_ENCODER, DEMO_UNET
+from sigmagraph.nodes.models.families import DEMO_FLOW, DEMO_TEXT_ENCODER
 from sigmagraph.nodes.models.mmdit import MMDiT, sincos_grid
 from sigmagraph.nodes.models.tokenizer import CLIPTokenizer
 from sigmagraph.nodes.models.unet import UNetModel
@@ -228,10 +228,10 @@ def train_network(model: DemoModel, latent_mean: Tensor, latent_logvar: Tensor, 
                   start: float) -> tuple[nn.Module, CLIPTextModel, list[float]]:
     """Trains the diffusion network and the text encoder together; returns their moving averages and the losses."""
     if model.family.flow is None:
-        network, loss_of = UNetModel(DEMO_UNET), unet_loss
+        network, loss_of = UNetModel(model.family.network), unet_loss
         zero_init_outputs(network)
     else:
-        network, loss_of = MMDiT(DEMO_FLOW_MMDIT), flow_loss
+        network, loss_of = MMDiT(model.family.network), flow_loss
         init_mmdit(network)
     text_encoder = CLIPTextModel(DEMO_TEXT_ENCODER)
     ema_network, ema_text = copy.deepcopy(network).eval(), copy.deepcopy(text_encoder).eval()

@@ -35,11 +35,6 @@ def shipped_workflow(name: str = "default.json") -> dict[str, Any]:
     return json.loads((Path(folder) / name).read_text())
 
 
-def default_workflow() -> dict[str, Any]:
-    """workflows/default.json as installed."""
-    return shipped_workflow()
-
-
 def txt2img_workflow(prompt: str, seed: int, batch: int = 1, ckpt_name: str | None = None,
                      model: DemoModel = FLOW_DEMO, **sampler: Any) -> dict[str, Any]:
     """The model's workflow with a prompt, seed, batch size, checkpoint and any KSampler inputs; previews, not saves."""

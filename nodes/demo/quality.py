@@ -24,8 +24,8 @@ from typing import Iterable
 
 import numpy as np
 
-from .scenes import (COLOURS, IMAGE_SIZE, SHAPES, SIZES, PlacedShape, dominant_colour, expectation, object_reach,
-                     palette_names, shape_coverage)
+from .scenes import (COLOURS, IMAGE_SIZE, SHAPES, SIZES, PlacedShape, disc, dominant_colour, expectation,
+                     object_reach, palette_names, shape_coverage)
 
 SEARCH = 3  # pixels a template moves from the nominal centre, each axis, in whole pixels
 MIN_IOU = 0.5  # a shape overlapping its best template less than this is not a drawn shape at all
@@ -38,15 +38,9 @@ def _template(shape: str, size: str) -> np.ndarray:
     return shape_coverage(shape, CENTRE, SIZES[size]) >= 0.5
 
 
-def _window(centre: tuple[float, float], size: str | None) -> np.ndarray:
-    ys, xs = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE] + 0.5
-    reach = object_reach(size or "large")
-    return (xs - centre[0]) ** 2 + (ys - centre[1]) ** 2 <= reach**2
-
-
 def shape_ious(image: np.ndarray, placed: PlacedShape) -> dict[str, float]:
     """The best IoU of each shape's template with the object's colour pixels near its place."""
-    window = _window(placed.centre, placed.size)
+    window = disc(placed.centre, object_reach(placed.size or "large"))
     drawn = (palette_names(image) == COLOURS.index(placed.colour)) & window
     dx0, dy0 = round(placed.centre[0] - CENTRE[0]), round(placed.centre[1] - CENTRE[1])
     best = {}

@@ -280,7 +280,8 @@ def object_reach(size: str) -> float:
     return 1.15 * SIZES[size] + JITTER * math.sqrt(2) + BACKGROUND_MARGIN
 
 
-def _disc(centre: tuple[float, float], radius: float) -> np.ndarray:
+def disc(centre: tuple[float, float], radius: float) -> np.ndarray:
+    """The pixels [64, 64] whose centres lie within `radius` of `centre`."""
     ys, xs = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE] + 0.5
     return (xs - centre[0]) ** 2 + (ys - centre[1]) ** 2 <= radius**2
 
@@ -294,17 +295,17 @@ def expectation(caption: str) -> Expectation:
         occupied = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=bool)
         for size, colour, shape, centre in ((size_a, colour_a, shape_a, RELATIONS[relation][0]),
                                             (size_b, colour_b, shape_b, RELATIONS[relation][1])):
-            objects.append((colour, _disc(centre, CORE_FRACTION * SIZES[size or "small"])))
+            objects.append((colour, disc(centre, CORE_FRACTION * SIZES[size or "small"])))
             placed.append(PlacedShape(colour, shape, size, centre))
-            occupied |= _disc(centre, reach[size or "large"])
+            occupied |= disc(centre, reach[size or "large"])
         return Expectation(background, ~occupied, tuple(objects), tuple(placed))
     if match := _ONE.fullmatch(caption.strip()):
         size, colour, shape, where, background = match.groups()
         candidates = [POSITIONS[where]] if where else list(POSITIONS.values())
         occupied = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=bool)
         for centre in candidates:
-            occupied |= _disc(centre, reach[size or "large"])
-        core = _disc(POSITIONS[where], CORE_FRACTION * SIZES[size or "small"]) if where else None
+            occupied |= disc(centre, reach[size or "large"])
+        core = disc(POSITIONS[where], CORE_FRACTION * SIZES[size or "small"]) if where else None
         placed = (PlacedShape(colour, shape, size, POSITIONS[where]),) if where else ()
         return Expectation(background, ~occupied, ((colour, core),), placed)
     raise ValueError(f"not a caption of the demo dataset: {caption!r}")

@@ -12,7 +12,7 @@ from PIL import Image
 
 from sigmagraph.engine.batch import expand_sweeps
 from sigmagraph.engine.cli import main
-from sigmagraph.nodes.demo.generate import SAMPLER, default_workflow
+from sigmagraph.nodes.demo.generate import SAMPLER, shipped_workflow
 
 HERE = Path(__file__).parent
 
@@ -82,7 +82,7 @@ def test_workers_without_ray_is_a_clear_error(tmp_path, packs, capsys, monkeypat
 
 
 def test_a_seed_sweep_spreads_over_two_ray_workers(ray_cluster, tmp_path, capsys):
-    workflow = default_workflow()
+    workflow = shipped_workflow()
     workflow["4"]["inputs"].update(width=32, height=32, batch_size=1)
     workflow[SAMPLER]["inputs"]["steps"] = 2
     path = tmp_path / "demo.json"
