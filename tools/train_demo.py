@@ -1,6 +1,6 @@
 """Trains a demo model from scratch on CPU and writes its single-file checkpoint.
 
-    python tools/train_demo.py --family flow   # ~70 min on 2 idle cores; writes nodes/demo/sigmagraph-demo-flow.safetensors
+    python tools/train_demo.py --family flow   # ~85 min on 2 idle cores; writes nodes/demo/sigmagraph-demo-flow.safetensors
     python tools/train_demo.py --family sd     # ~50 min; writes nodes/demo/sigmagraph-demo.safetensors
     python tools/train_demo.py --family flow --images 512 --vae-steps 50 --vae-object-steps 50 --network-steps 50 --out /tmp/quick.safetensors
 
@@ -287,7 +287,7 @@ def fit_latent_rgb(latent_mean: Tensor, pixels: Tensor) -> tuple[list[list[float
 # Each family's defaults: the shipped files were trained with these.
 DEFAULTS = {
     "sd": {"vae_steps": 3000, "vae_object_steps": 1500, "vae_lr": 1e-4, "network_steps": 6000, "network_lr": 3e-4},
-    "flow": {"vae_steps": 2000, "vae_object_steps": 1000, "vae_lr": 3e-4, "network_steps": 6000, "network_lr": 3e-4},
+    "flow": {"vae_steps": 2000, "vae_object_steps": 1000, "vae_lr": 3e-4, "network_steps": 10000, "network_lr": 3e-4},
 }
 # The flow demo's autoencoder weighs objects from its first step and trains with the sharp loss.
 SHARP_VAE = {"sd": False, "flow": True}
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vae-batch", type=int, default=16)
     parser.add_argument("--vae-object-steps", type=int, help="stage 1b steps (sd 1500, flow 1000)")
     parser.add_argument("--vae-lr", type=float, help="autoencoder learning rate (sd 1e-4, flow 3e-4)")
-    parser.add_argument("--network-steps", type=int, help="diffusion network steps (6000)")
+    parser.add_argument("--network-steps", type=int, help="diffusion network steps (sd 6000, flow 10000)")
     parser.add_argument("--network-batch", type=int, default=64)
     parser.add_argument("--network-lr", type=float, help="diffusion network learning rate (3e-4)")
     parser.add_argument("--work-dir", type=Path, default=Path("build/demo-training"),

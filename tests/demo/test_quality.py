@@ -48,10 +48,10 @@ def test_random_sd_demo_weights_do_not(builtin_session):
 
 # The flow demo, the default workflow's model, at its settings: 12 captions x 4 seeds. Chance is
 # about 1/8 for a colour promise and 1/6 for a shape. The shipped file keeps 100% of the colours
-# and 62% of the shapes at these seeds (69-73% at others; the SD demo 25%): the aim is 70%.
+# and 86% of the shapes at these seeds (88-89% at others; the SD demo 25%); the issue asks 70%.
 def test_the_flow_demo_follows_its_prompts_colours_places_and_shapes(builtin_session):
     report = evaluate(builtin_session, FLOW_DEMO, seeds=4)
-    assert report.kept_share >= 0.9 and report.shape_share >= 0.55, str(report)
+    assert report.kept_share >= 0.9 and report.shape_share >= 0.7, str(report)
 
 
 def test_random_flow_demo_weights_do_not(builtin_session):
