@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ..config import Config
 from ..session import Session
-from . import api, files, front_end, jobs, model_files, settings, static, userdata, ws
+from . import api, files, front_end, jobs, logs, model_files, settings, static, userdata, ws
 from .errors import json_errors
 from .options import ServerOptions
 from .pack_hooks import attach_loaders, filtered
@@ -70,6 +70,9 @@ PAGE_ROUTES = [
     web.get("/extensions/{pack}/{path:.+}", static.extension_file),
     web.get("/templates/{path:.+}", front_end.template_file),
     web.get("/internal/folder_paths", model_files.folder_paths),
+    web.get("/internal/logs", logs.get_logs),
+    web.get("/internal/logs/raw", logs.get_raw_logs),
+    web.patch("/internal/logs/subscribe", logs.patch_subscribe),
     web.get("/user.css", front_end.legacy_user_css),
     web.get("/{path:.+}", static.web_file),
 ]
@@ -106,6 +109,7 @@ def create_app(config: Config, session: Session | None = None, options: ServerOp
     app.add_routes(JOB_ROUTES)
     attach_loaders(app, app[STATE])
     app.add_routes(PAGE_ROUTES)
+    app.cleanup_ctx.append(logs.log_capture)
     app.cleanup_ctx.append(_worker_lifetime)
     app.on_shutdown.append(_close_websockets)
     app.on_cleanup.append(userdata.remove_temporary)

@@ -145,6 +145,9 @@ class Hub:
                             OUTBOX_LIMIT)
                 self._close_later(client, WSCloseCode.TRY_AGAIN_LATER, b"too far behind; reconnect and read /history")
 
+    def is_connected(self, sid: str) -> bool:
+        return sid in self._clients
+
     def connect(self, sid: str, ws: web.WebSocketResponse, greeting: str) -> Client:
         """Registers a connection (replacing an older one with the same id) with its first message."""
         old = self._clients.get(sid)

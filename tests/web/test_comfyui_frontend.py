@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 import time
 from pathlib import Path
@@ -185,4 +186,22 @@ def test_a_workflow_with_a_subgraph_runs(page, server):
                                                                                                    "VAEDecode"}
     assert prompt["7"]["inputs"]["images"] == [f"{subgraph_id}:6", 0]
     assert (server.root / "output" / entry["outputs"]["7"]["images"][0]["filename"]).is_file()
+    assert page.problems == []
+
+
+def test_the_logs_panel_reads_the_log_and_receives_new_entries(page):
+    """Through the front end's own client (its URLs, its PATCH body, its websocket dispatch), as its Logs panel."""
+    logging.getLogger("some_pack").warning("loaded before the panel opened")
+    page.evaluate("""async () => {
+        window.logsSeen = [];
+        window.app.api.addEventListener('logs', e => window.logsSeen.push(...e.detail.entries.map(x => x.m)));
+        window.rawLogs = await window.app.api.getRawLogs();
+        await window.app.api.subscribeLogs(true);
+    }""")
+    raw = page.evaluate("() => window.rawLogs")
+    assert "some_pack: loaded before the panel opened\n" in [e["m"] for e in raw["entries"]]
+    assert raw["size"]["cols"] > 0
+    logging.getLogger("some_pack").warning("logged while the panel is open")
+    page.wait_for_function("() => window.logsSeen.includes('some_pack: logged while the panel is open\\n')")
+    page.evaluate("() => window.app.api.subscribeLogs(false)")
     assert page.problems == []
