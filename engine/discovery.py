@@ -189,6 +189,8 @@ def _load_folder_pack(registry: Registry, path: Path, loaders: Sequence[PackLoad
         # ComfyUI's catalogue names a folder pack's module "custom_nodes.<folder>" (a file pack's without .py)
         shown_as = f"{FOLDER_PACKS_MODULE}.{path.stem if path.is_file() else path.name}"
         _register(registry, module, path.name, loaders, shown_as)
+        if path.is_dir():
+            registry.pack_folders[path.name] = str(path.resolve())
 
 
 def _pack_paths(folder: Path) -> list[Path]:

@@ -72,6 +72,7 @@ class Registry:
     node_pack: dict[str, str] = field(default_factory=dict)
     problems: list[PackProblem] = field(default_factory=list)
     web_directories: dict[str, str] = field(default_factory=dict)
+    pack_folders: dict[str, str] = field(default_factory=dict)  # custom_nodes/ folder packs: name -> folder
     implicit_types: set[str] = field(default_factory=set)
     warnings: list[PackWarning] = field(default_factory=list)
     loaders: list["PackLoader"] = field(default_factory=list)  # the pack loaders the custom packs went through

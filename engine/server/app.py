@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ..config import Config
 from ..session import Session
-from . import api, files, front_end, jobs, logs, model_files, settings, static, userdata, ws
+from . import api, files, front_end, jobs, logs, model_files, pack_offers, settings, static, userdata, ws
 from .errors import json_errors
 from .options import ServerOptions
 from .pack_hooks import attach_loaders, filtered
@@ -54,8 +54,8 @@ API_ROUTES = [
     web.get("/experiment/models", model_files.list_folders_experiment),
     web.get("/experiment/models/{folder}", model_files.list_models_experiment),
     web.get("/view_metadata/{folder}", model_files.view_metadata),
-    web.get("/i18n", front_end.nothing_offered),
-    web.get("/workflow_templates", front_end.nothing_offered),
+    web.get("/i18n", pack_offers.get_i18n),
+    web.get("/workflow_templates", pack_offers.get_workflow_templates),
     web.get("/global_subgraphs", front_end.nothing_offered),
 ]
 
@@ -69,6 +69,7 @@ PAGE_ROUTES = [
     web.get("/workflows/{name}", static.workflow_file),
     web.get("/extensions/{pack}/{path:.+}", static.extension_file),
     web.get("/templates/{path:.+}", front_end.template_file),
+    web.get("/api/workflow_templates/{pack}/{path:.+}", pack_offers.workflow_template_file),
     web.get("/internal/folder_paths", model_files.folder_paths),
     web.get("/internal/logs", logs.get_logs),
     web.get("/internal/logs/raw", logs.get_raw_logs),

@@ -77,7 +77,7 @@ async def get_features(request: web.Request) -> web.Response:
 
 
 async def nothing_offered(request: web.Request) -> web.Response:
-    """GET /i18n, /workflow_templates, /global_subgraphs: `{}`, ComfyUI's answer when no node pack offers any."""
+    """GET /global_subgraphs: `{}`, ComfyUI's answer when no node pack offers any."""
     return json_response({})
 
 
