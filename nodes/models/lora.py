@@ -8,8 +8,12 @@ strength s it changes the weight by
 
 Layer names follow the tool that trained them. We read kohya/sd-scripts names (`lora_unet_…`,
 `lora_te_…`, SDXL's `lora_te1_…`/`lora_te2_…`: module paths with "." as "_", UNet modules in
-either the original or the diffusers layout) and diffusers/PEFT names (`unet.down_blocks…`,
-`text_encoder.text_model…`), with the key suffixes of each layout (LAYOUTS). The names are
+either the original or the diffusers layout), diffusers/PEFT names (`unet.down_blocks…`,
+`text_encoder.text_model…`) and ComfyUI's own (`diffusion_model.…` in the original layout), with
+the key suffixes of each layout (LAYOUTS). MMDiT (SD3) and Flux layers are read in the original
+layout only (ComfyUI's and kohya's names: `lora_unet_double_blocks_0_img_attn_qkv`); diffusers'
+layout for them splits fused projections (q, k, v of one `qkv` weight), which this one-layer,
+one-weight mapping does not do, and is refused by name. The names are
 generated from our own modules: every Linear and Conv2d gets its aliases in each naming scheme,
 so a layer either lands on exactly one of our weights or is reported as not applied.
 
@@ -37,6 +41,7 @@ LAYOUTS = (
     ("_lora.up.weight", "_lora.down.weight"),  # diffusers attention processors (…processor.to_q_lora…)
     (".lora_linear_layer.up.weight", ".lora_linear_layer.down.weight"),  # diffusers text-encoder LoRAs
 )
+DIFFUSERS_TRANSFORMER = "transformer."  # how diffusers names an MMDiT's or Flux's layers in a LoRA file
 # Markers of LyCORIS variants whose weight updates are not low-rank products.
 UNSUPPORTED = {".hada_w1_a": "LoHa", ".lokr_w1": "LoKr", ".lokr_w1_a": "LoKr", ".lora_mid.weight": "LoCon with a "
                "Tucker core (lora_mid)", ".dora_scale": "DoRA", ".a1.weight": "GLoRA"}
@@ -167,13 +172,24 @@ def original_unet_key(key: str, blocks: Mapping[str, str]) -> str | None:
     return None
 
 
+def _original_names(name: str) -> set[str]:
+    """A diffusion network's layer as kohya ("lora_unet_" + path with "_") and ComfyUI ("diffusion_model." + path)
+    name it in the original layout."""
+    return {f"lora_unet_{name.replace('.', '_')}", f"diffusion_model.{name}"}
+
+
+def transformer_aliases(network: nn.Module) -> dict[str, str]:
+    """Every LoRA layer name that can target an MMDiT's or Flux's weight (original layout) -> its parameter name."""
+    return {alias: f"{name}.weight" for name in _patchable(network) for alias in _original_names(name)}
+
+
 def unet_aliases(unet: UNetModel) -> dict[str, str]:
     """Every LoRA layer name that can target a UNet weight -> that weight's parameter name."""
     blocks = diffusers_unet_blocks(unet.config)
     aliases = {}
     for name in _patchable(unet):
         target = f"{name}.weight"
-        names = {f"lora_unet_{name.replace('.', '_')}", f"diffusion_model.{name}"}
+        names = _original_names(name)
         diffusers = diffusers_unet_name(name, blocks)
         if diffusers is not None:
             names |= {f"lora_unet_{diffusers.replace('.', '_')}", f"unet.{diffusers}", diffusers}

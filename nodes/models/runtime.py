@@ -26,8 +26,11 @@ from ..sampling.model_sampling import Prediction, discrete_model_sampling
 from .checkpoint import CheckpointError
 from .clip import encode as encode_windows
 from .families import EncoderOutput, ModelFamily, TextEncoderSlot, TextJoin, concat_features
-from .lora import LoraLayer, LoraPatch, match_lora, text_encoder_aliases, unet_aliases
+from .flux import Flux
+from .lora import (DIFFUSERS_TRANSFORMER, LoraLayer, LoraPatch, match_lora, text_encoder_aliases, transformer_aliases,
+                   unet_aliases)
 from .manager import ManagedModule, ModuleHandle
+from .mmdit import MMDiT
 from .t5_text import encode as encode_t5
 from .tokenizer import TokenWindows
 from .unet import UNetModel
@@ -204,6 +207,21 @@ class VAE:
 # LoRA
 
 
+def network_aliases(model: DiffusionModel, layers: Mapping[str, LoraLayer], source: str) -> dict[str, str]:
+    """The LoRA layer names that can target the MODEL's network weights (a UNet, an MMDiT or Flux)."""
+    module = model.network.managed.module if isinstance(model.network, DiffusionNetwork) else None
+    if isinstance(module, UNetModel):
+        return unet_aliases(module)
+    if not isinstance(module, (MMDiT, Flux)):
+        raise CheckpointError(f"{source}: this MODEL ({model.family}) has no network weights a LoRA can patch")
+    aliases = transformer_aliases(module)
+    if not layers.keys() & aliases.keys() and any(name.startswith(DIFFUSERS_TRANSFORMER) for name in layers):
+        raise CheckpointError(f"{source}: a LoRA in diffusers' layout ({DIFFUSERS_TRANSFORMER}…) for {model.family}; "
+                              "only the original layout (ComfyUI's diffusion_model.…, kohya's lora_unet_…) is "
+                              "supported for MMDiT and Flux models")
+    return aliases
+
+
 def apply_lora(layers: Mapping[str, LoraLayer], source: str, model: DiffusionModel | None = None,
                strength_model: float = 0.0, clip: CLIP | None = None,
                strength_clip: float = 0.0) -> tuple[DiffusionModel | None, CLIP | None]:
@@ -223,9 +241,7 @@ def apply_lora(layers: Mapping[str, LoraLayer], source: str, model: DiffusionMod
         return handle.with_patches(LoraPatch(adapter, strength)) if adapter.layers else handle
 
     if model is not None:
-        if not isinstance(model.network, DiffusionNetwork) or not isinstance(model.network.managed.module, UNetModel):
-            raise CheckpointError(f"{source}: this MODEL ({model.family}) has no UNet weights a LoRA can patch")
-        network = patched(model.network, unet_aliases(model.network.managed.module), strength_model)
+        network = patched(model.network, network_aliases(model, layers, source), strength_model)
         if network is not model.network:
             model = replace(model, network=network, prepare=network.prepare)
     if clip is not None:

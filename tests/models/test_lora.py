@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,9 +11,15 @@ from safetensors.torch import save_file
 
 from conftest import small_model, small_sdxl_clip
 from sigmagraph.nodes.models.checkpoint import CheckpointError, open_checkpoint
+from sigmagraph.nodes.models.families import DEMO_FLOW, DEMO_FLOW_MMDIT, FLUX_DEV_FAMILY
+from sigmagraph.nodes.models.flux import FLUX_DEV, Flux
 from sigmagraph.nodes.models.lora import read_lora
-from sigmagraph.nodes.models.runtime import apply_lora
+from sigmagraph.nodes.models.manager import ModelManager
+from sigmagraph.nodes.models.mmdit import MMDiT
+from sigmagraph.nodes.models.module_init import empty_module, init_random_
+from sigmagraph.nodes.models.runtime import DiffusionNetwork, apply_lora, diffusion_model
 
+SMALL_FLUX = replace(FLUX_DEV, hidden_size=128, num_heads=2, depth=2, depth_single_blocks=2, axes_dim=(8, 28, 28))
 LINEAR = "input_blocks.1.1.transformer_blocks.0.attn2.to_k"  # Linear(context 64 -> 32)
 CONV = "input_blocks.1.0.in_layers.2"  # the first ResBlock's 3x3 Conv2d(32 -> 32)
 LINEAR_NAMES = {  # one layer as each tool names it, with its (up, down) key suffixes
@@ -134,3 +142,59 @@ def test_a_lora_for_another_model_is_a_clear_error(tmp_path, factors):
     save_file({"lora_unet_x.hada_w1_a": torch.zeros(1)}, str(tmp_path / "loha.safetensors"))
     with pytest.raises(CheckpointError, match="a LoHa file"):
         read(tmp_path / "loha.safetensors")
+
+
+def small_transformer(family: str):
+    """A MODEL of the flow demo's MMDiT or a two-block Flux, random weights, and its module."""
+    manager = ModelManager(torch.device("cpu"))
+    if family == "mmdit":
+        config, declared = DEMO_FLOW_MMDIT, DEMO_FLOW
+        module = init_random_(empty_module(MMDiT, config), 3)
+    else:
+        config, declared = SMALL_FLUX, FLUX_DEV_FAMILY
+        module = init_random_(empty_module(Flux, config), 3)
+    return diffusion_model(declared, DiffusionNetwork(manager.register(module))), module
+
+
+# One Linear of each network, as ComfyUI saves LoRAs (diffusion_model.…) and as kohya's sd-scripts names them.
+TRANSFORMER_LAYERS = {
+    "mmdit": ("joint_blocks.1.x_block.attn.qkv", "joint_blocks.0.context_block.mlp.fc1"),
+    "flux": ("double_blocks.0.img_attn.qkv", "single_blocks.1.linear1"),
+}
+
+
+@pytest.mark.parametrize("family", list(TRANSFORMER_LAYERS))
+def test_mmdit_and_flux_layers_by_comfyui_and_kohya_names(tmp_path, family):
+    model, module = small_transformer(family)
+    original = {name: value.clone() for name, value in module.state_dict().items()}
+    comfyui_layer, kohya_layer = TRANSFORMER_LAYERS[family]
+    generator = torch.Generator().manual_seed(2)
+    factors = {}
+    for layer in (comfyui_layer, kohya_layer):
+        out_features, in_features = module.get_submodule(layer).weight.shape
+        factors[layer] = (torch.randn(out_features, 4, generator=generator), torch.randn(4, in_features, generator=generator))
+    write_lora(tmp_path / "lora.safetensors", {
+        "comfyui": (f"diffusion_model.{comfyui_layer}", ".lora_B.weight", ".lora_A.weight", *factors[comfyui_layer], 8.0),
+        "kohya": (f"lora_unet_{kohya_layer.replace('.', '_')}", ".lora_up.weight", ".lora_down.weight",
+                  *factors[kohya_layer], None)})
+    patched, _ = apply_lora(read(tmp_path / "lora.safetensors"), "lora.safetensors", model, 0.5)
+
+    patched.network.use()
+    weights = module.state_dict()
+    for layer, scale in ((comfyui_layer, 0.5 * 8.0 / 4), (kohya_layer, 0.5)):
+        up, down = factors[layer]
+        torch.testing.assert_close(weights[f"{layer}.weight"], original[f"{layer}.weight"] + scale * up @ down)
+    assert [name for name in weights if not torch.equal(weights[name], original[name])] == sorted(
+        [f"{comfyui_layer}.weight", f"{kohya_layer}.weight"], key=list(weights).index)
+    model.network.use()
+    assert all(torch.equal(value, original[name]) for name, value in module.state_dict().items())
+
+
+def test_a_diffusers_layout_flux_lora_is_refused_by_name(tmp_path):
+    model, _ = small_transformer("flux")
+    write_lora(tmp_path / "diffusers.safetensors", {"q": (
+        "transformer.transformer_blocks.0.attn.to_q", ".lora_B.weight", ".lora_A.weight",
+        torch.zeros(128, 4), torch.zeros(4, 128), None)})
+    with pytest.raises(CheckpointError, match=r"diffusers.safetensors: a LoRA in diffusers' layout \(transformer\.…\) "
+                                              r"for Flux.1-dev; only the original layout"):
+        apply_lora(read(tmp_path / "diffusers.safetensors"), "diffusers.safetensors", model, 1.0)
