@@ -10,10 +10,11 @@ Layer names follow the tool that trained them. We read kohya/sd-scripts names (`
 `lora_te_…`, SDXL's `lora_te1_…`/`lora_te2_…`: module paths with "." as "_", UNet modules in
 either the original or the diffusers layout), diffusers/PEFT names (`unet.down_blocks…`,
 `text_encoder.text_model…`) and ComfyUI's own (`diffusion_model.…` in the original layout), with
-the key suffixes of each layout (LAYOUTS). MMDiT (SD3) and Flux layers are read in the original
-layout only (ComfyUI's and kohya's names: `lora_unet_double_blocks_0_img_attn_qkv`); diffusers'
-layout for them splits fused projections (q, k, v of one `qkv` weight), which this one-layer,
-one-weight mapping does not do, and is refused by name. The names are
+the key suffixes of each layout (LAYOUTS). MMDiT (SD3) and Flux layers come in the original
+layout (ComfyUI's and kohya's names: `lora_unet_double_blocks_0_img_attn_qkv`) or in diffusers'
+(`transformer.transformer_blocks.0.attn.to_q`), which splits fused projections: those layers are
+first converted to the original layout through the same table that converts the models' weights
+(mmdit.TensorMap), so that every layer still lands on exactly one weight (lora_to_original). The names are
 generated from our own modules: every Linear and Conv2d gets its aliases in each naming scheme,
 so a layer either lands on exactly one of our weights or is reported as not applied.
 
@@ -24,11 +25,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
+import torch
 from torch import Tensor, nn
 
 from .checkpoint import Checkpoint, CheckpointError
+from .mmdit import TensorMap, swapped_halves
 from .unet import UNetConfig, UNetModel
 
 log = logging.getLogger(__name__)
@@ -170,6 +173,41 @@ def original_unet_key(key: str, blocks: Mapping[str, str]) -> str | None:
                 inner = resnet.get(inner, inner)
             return f"{original}{inner}.{param}" if inner else f"{original.rstrip('.')}.{param}"
     return None
+
+
+def lora_to_original(layers: Mapping[str, LoraLayer],
+                     maps: Sequence[TensorMap]) -> tuple[dict[str, LoraLayer], dict[str, tuple[str, ...]]]:
+    """The layers of a LoRA with its diffusers-layout MMDiT or Flux layers converted to the original layout
+    ("diffusion_model.<module>"), and which of the file's layers each converted one comes from.
+
+    The parts of a fused weight (q, k, v of a qkv) become one layer: its `up` holds each part's rows
+    at the part's place (its scale folded in, zero rows for parts the LoRA leaves alone) and the
+    ranks are concatenated, so up @ down is the sum of the parts' updates, each on its own rows.
+    Other layers are kept as they are.
+    """
+    converted, origins = dict(layers), {}
+    for m in maps:
+        if not m.original.endswith(".weight"):
+            continue
+        names = [DIFFUSERS_TRANSFORMER + part.removesuffix(".weight") for part in m.diffusers]
+        present = [name for name in names if name in layers]
+        if not present:
+            continue
+        lengths = m.sizes or (layers[present[0]].up.shape[0],) * len(names)
+        ups, downs, offset = [], [], 0
+        for name, length in zip(names, lengths):
+            if name in layers:
+                layer = converted.pop(name)
+                up = layer.up.new_zeros((sum(lengths), *layer.up.shape[1:]), dtype=torch.float32)
+                up[offset:offset + length] = layer.up.float() * layer.scale
+                ups.append(up)
+                downs.append(layer.down.float())
+            offset += length
+        up = torch.cat(ups, dim=1)
+        name = "diffusion_model." + m.original.removesuffix(".weight")
+        converted[name] = LoraLayer(swapped_halves(up) if m.swap_halves else up, torch.cat(downs), None)
+        origins[name] = tuple(present)
+    return converted, origins
 
 
 def _original_names(name: str) -> set[str]:

@@ -27,10 +27,12 @@ from .checkpoint import CheckpointError
 from .clip import encode as encode_windows
 from .families import EncoderOutput, ModelFamily, TextEncoderSlot, TextJoin, concat_features
 from .flux import Flux
-from .lora import (DIFFUSERS_TRANSFORMER, LoraLayer, LoraPatch, match_lora, text_encoder_aliases, transformer_aliases,
+from .flux import diffusers_maps as flux_diffusers_maps
+from .lora import (LoraLayer, LoraPatch, lora_to_original, match_lora, text_encoder_aliases, transformer_aliases,
                    unet_aliases)
 from .manager import ManagedModule, ModuleHandle
 from .mmdit import MMDiT
+from .mmdit import diffusers_maps as mmdit_diffusers_maps
 from .t5_text import encode as encode_t5
 from .tokenizer import TokenWindows
 from .unet import UNetModel
@@ -207,19 +209,19 @@ class VAE:
 # LoRA
 
 
-def network_aliases(model: DiffusionModel, layers: Mapping[str, LoraLayer], source: str) -> dict[str, str]:
-    """The LoRA layer names that can target the MODEL's network weights (a UNet, an MMDiT or Flux)."""
+def network_layers(model: DiffusionModel, layers: Mapping[str, LoraLayer],
+                   source: str) -> tuple[Mapping[str, LoraLayer], dict[str, tuple[str, ...]], dict[str, str]]:
+    """A LoRA's layers as they target the MODEL's network (a UNet; an MMDiT or Flux, whose diffusers-layout
+    layers are converted to the original layout), the file's layers each comes from (where not itself),
+    and the layer names that can target the network's weights."""
     module = model.network.managed.module if isinstance(model.network, DiffusionNetwork) else None
     if isinstance(module, UNetModel):
-        return unet_aliases(module)
-    if not isinstance(module, (MMDiT, Flux)):
-        raise CheckpointError(f"{source}: this MODEL ({model.family}) has no network weights a LoRA can patch")
-    aliases = transformer_aliases(module)
-    if not layers.keys() & aliases.keys() and any(name.startswith(DIFFUSERS_TRANSFORMER) for name in layers):
-        raise CheckpointError(f"{source}: a LoRA in diffusers' layout ({DIFFUSERS_TRANSFORMER}…) for {model.family}; "
-                              "only the original layout (ComfyUI's diffusion_model.…, kohya's lora_unet_…) is "
-                              "supported for MMDiT and Flux models")
-    return aliases
+        return layers, {}, unet_aliases(module)
+    if isinstance(module, MMDiT):
+        return *lora_to_original(layers, mmdit_diffusers_maps(module.config)), transformer_aliases(module)
+    if isinstance(module, Flux):
+        return *lora_to_original(layers, flux_diffusers_maps(module.config)), transformer_aliases(module)
+    raise CheckpointError(f"{source}: this MODEL ({model.family}) has no network weights a LoRA can patch")
 
 
 def apply_lora(layers: Mapping[str, LoraLayer], source: str, model: DiffusionModel | None = None,
@@ -233,20 +235,21 @@ def apply_lora(layers: Mapping[str, LoraLayer], source: str, model: DiffusionMod
     """
     matched: set[str] = set()
 
-    def patched(handle: H, aliases: dict[str, str], strength: float) -> H:
-        matched.update(layers.keys() & aliases.keys())
+    def patched(handle: H, targets: Mapping[str, LoraLayer], origins: Mapping[str, tuple[str, ...]],
+                aliases: dict[str, str], strength: float) -> H:
+        matched.update(name for target in targets.keys() & aliases.keys() for name in origins.get(target, (target,)))
         if strength == 0:
             return handle
-        adapter = match_lora(layers, aliases, handle.managed.module, source)
+        adapter = match_lora(targets, aliases, handle.managed.module, source)
         return handle.with_patches(LoraPatch(adapter, strength)) if adapter.layers else handle
 
     if model is not None:
-        network = patched(model.network, network_aliases(model, layers, source), strength_model)
+        network = patched(model.network, *network_layers(model, layers, source), strength_model)
         if network is not model.network:
             model = replace(model, network=network, prepare=network.prepare)
     if clip is not None:
         clip = replace(clip, parts=tuple(
-            patched(part, text_encoder_aliases(part.managed.module, part.slot.lora_prefixes), strength_clip)
+            patched(part, layers, {}, text_encoder_aliases(part.managed.module, part.slot.lora_prefixes), strength_clip)
             for part in clip.parts))
     if not matched:
         raise CheckpointError(f"{source}: none of its {len(layers)} layers fits this model "

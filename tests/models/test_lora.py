@@ -13,9 +13,13 @@ from conftest import small_model, small_sdxl_clip
 from sigmagraph.nodes.models.checkpoint import CheckpointError, open_checkpoint
 from sigmagraph.nodes.models.families import DEMO_FLOW, DEMO_FLOW_MMDIT, FLUX_DEV_FAMILY
 from sigmagraph.nodes.models.flux import FLUX_DEV, Flux
+from sigmagraph.nodes.models.flux import diffusers_to_original as flux_to_original
+from sigmagraph.nodes.models.flux import original_to_diffusers as flux_to_diffusers
 from sigmagraph.nodes.models.lora import read_lora
 from sigmagraph.nodes.models.manager import ModelManager
 from sigmagraph.nodes.models.mmdit import MMDiT
+from sigmagraph.nodes.models.mmdit import diffusers_to_original as mmdit_to_original
+from sigmagraph.nodes.models.mmdit import original_to_diffusers as mmdit_to_diffusers
 from sigmagraph.nodes.models.module_init import empty_module, init_random_
 from sigmagraph.nodes.models.runtime import DiffusionNetwork, apply_lora, diffusion_model
 
@@ -190,11 +194,44 @@ def test_mmdit_and_flux_layers_by_comfyui_and_kohya_names(tmp_path, family):
     assert all(torch.equal(value, original[name]) for name, value in module.state_dict().items())
 
 
-def test_a_diffusers_layout_flux_lora_is_refused_by_name(tmp_path):
+# Diffusers' names (PEFT keys) for parts of fused weights, a part of another size (Flux's proj_mlp in linear1),
+# and adaLN projections stored with their halves swapped (norm_out; SD3's last context block).
+DIFFUSERS_LAYERS = {
+    "mmdit": ("transformer_blocks.0.attn.to_q", "transformer_blocks.0.attn.to_v", "transformer_blocks.2.attn.add_k_proj",
+              "transformer_blocks.1.ff.net.0.proj", "transformer_blocks.3.norm1_context.linear", "norm_out.linear"),
+    "flux": ("transformer_blocks.0.attn.to_q", "transformer_blocks.0.attn.to_v", "transformer_blocks.1.attn.add_k_proj",
+             "single_transformer_blocks.1.proj_mlp", "single_transformer_blocks.1.attn.to_k", "norm_out.linear"),
+}
+
+
+@pytest.mark.parametrize("family", list(DIFFUSERS_LAYERS))
+def test_a_diffusers_layout_lora_equals_patching_diffusers_weights(tmp_path, family):
+    """Reference: the LoRA added to the model's weights in diffusers' layout, then converted as the model loader
+    converts diffusers files (mmdit/flux.diffusers_to_original, checked against diffusers' own models)."""
+    model, module = small_transformer(family)
+    to_diffusers, to_original = {"mmdit": (mmdit_to_diffusers, mmdit_to_original),
+                                 "flux": (flux_to_diffusers, flux_to_original)}[family]
+    theirs = {name: value.clone() for name, value in to_diffusers(module.state_dict(), module.config).items()}
+    generator = torch.Generator().manual_seed(4)
+    lora, strength = {}, 0.8
+    for i, name in enumerate(DIFFUSERS_LAYERS[family]):
+        out_features, in_features = theirs[f"{name}.weight"].shape
+        rank, alpha = 2 + i % 3, (None, 3.0)[i % 2]
+        up, down = torch.randn(out_features, rank, generator=generator), torch.randn(rank, in_features, generator=generator)
+        lora[name] = (f"transformer.{name}", ".lora_B.weight", ".lora_A.weight", up, down, alpha)
+        theirs[f"{name}.weight"] += strength * (1.0 if alpha is None else alpha / rank) * up @ down
+    write_lora(tmp_path / "diffusers.safetensors", lora)
+    patched, _ = apply_lora(read(tmp_path / "diffusers.safetensors"), "diffusers.safetensors", model, strength)
+
+    patched.network.use()
+    expected = to_original(theirs, module.config)
+    for name, value in module.state_dict().items():
+        torch.testing.assert_close(value, expected[name], rtol=1e-5, atol=1e-5, msg=name)
+
+
+def test_an_unknown_diffusers_layer_fits_nothing(tmp_path):
     model, _ = small_transformer("flux")
-    write_lora(tmp_path / "diffusers.safetensors", {"q": (
-        "transformer.transformer_blocks.0.attn.to_q", ".lora_B.weight", ".lora_A.weight",
-        torch.zeros(128, 4), torch.zeros(4, 128), None)})
-    with pytest.raises(CheckpointError, match=r"diffusers.safetensors: a LoRA in diffusers' layout \(transformer\.…\) "
-                                              r"for Flux.1-dev; only the original layout"):
-        apply_lora(read(tmp_path / "diffusers.safetensors"), "diffusers.safetensors", model, 1.0)
+    write_lora(tmp_path / "other.safetensors", {"q": ("transformer.down_blocks.0.attn.to_q", ".lora_B.weight",
+                                                      ".lora_A.weight", torch.zeros(128, 4), torch.zeros(4, 128), None)})
+    with pytest.raises(CheckpointError, match="other.safetensors: none of its 1 layers fits this model"):
+        apply_lora(read(tmp_path / "other.safetensors"), "other.safetensors", model, 1.0)
