@@ -291,12 +291,13 @@ def _command_serve(session: Session, args: argparse.Namespace) -> int:
                                         num_workers=args.num_workers))
 
 
+CONSOLE_LOG_FORMAT = "%(name)s: %(message)s"  # also the server's log for the front end (server/logs.py)
 COMMANDS = {"run": _command_run, "validate": _command_validate, "nodes": _command_nodes, "serve": _command_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sigmagraph` console script."""
-    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format=CONSOLE_LOG_FORMAT)
     args = build_parser().parse_args(argv)
     session = Session(_config(args))
     try:

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import StrictBool, StrictStr
 
+from ..cli import CONSOLE_LOG_FORMAT
 from .errors import json_response, read_json
 from .hub import Hub
 from .models import Body
@@ -24,7 +25,6 @@ from .state import STATE
 
 CAPACITY = 300  # entries kept, as ComfyUI's logger
 LOGS = "logs"  # the websocket event, ComfyUI's
-LOG_FORMAT = "%(name)s: %(message)s"  # the console's (engine/cli.py)
 
 
 def terminal_size() -> dict[str, int]:
@@ -38,7 +38,7 @@ class LogBuffer(logging.Handler):
 
     def __init__(self, hub: Hub, capacity: int = CAPACITY) -> None:
         super().__init__()
-        self.setFormatter(logging.Formatter(LOG_FORMAT))
+        self.setFormatter(logging.Formatter(CONSOLE_LOG_FORMAT))
         self.entries: deque[dict[str, str]] = deque(maxlen=capacity)
         self.subscribers: set[str] = set()
         self.hub = hub

@@ -13,8 +13,8 @@ either the original or the diffusers layout), diffusers/PEFT names (`unet.down_b
 the key suffixes of each layout (LAYOUTS). MMDiT (SD3) and Flux layers come in the original
 layout (ComfyUI's and kohya's names: `lora_unet_double_blocks_0_img_attn_qkv`) or in diffusers'
 (`transformer.transformer_blocks.0.attn.to_q`), which splits fused projections: those layers are
-first converted to the original layout through the same table that converts the models' weights
-(mmdit.TensorMap), so that every layer still lands on exactly one weight (lora_to_original). The names are
+first converted to the original layout through the table that converts the models' own weights
+(mmdit.TensorMap; lora_to_original), so every layer still lands on exactly one weight. The names are
 generated from our own modules: every Linear and Conv2d gets its aliases in each naming scheme,
 so a layer either lands on exactly one of our weights or is reported as not applied.
 
@@ -45,6 +45,7 @@ LAYOUTS = (
     (".lora_linear_layer.up.weight", ".lora_linear_layer.down.weight"),  # diffusers text-encoder LoRAs
 )
 DIFFUSERS_TRANSFORMER = "transformer."  # how diffusers names an MMDiT's or Flux's layers in a LoRA file
+COMFYUI_NETWORK = "diffusion_model."  # how ComfyUI names a diffusion network's layers (original layout)
 # Markers of LyCORIS variants whose weight updates are not low-rank products.
 UNSUPPORTED = {".hada_w1_a": "LoHa", ".lokr_w1": "LoKr", ".lokr_w1_a": "LoKr", ".lora_mid.weight": "LoCon with a "
                "Tucker core (lora_mid)", ".dora_scale": "DoRA", ".a1.weight": "GLoRA"}
@@ -175,8 +176,8 @@ def original_unet_key(key: str, blocks: Mapping[str, str]) -> str | None:
     return None
 
 
-def lora_to_original(layers: Mapping[str, LoraLayer],
-                     maps: Sequence[TensorMap]) -> tuple[dict[str, LoraLayer], dict[str, tuple[str, ...]]]:
+def lora_to_original(layers: Mapping[str, LoraLayer], maps: Sequence[TensorMap],
+                     source: str) -> tuple[dict[str, LoraLayer], dict[str, tuple[str, ...]]]:
     """The layers of a LoRA with its diffusers-layout MMDiT or Flux layers converted to the original layout
     ("diffusion_model.<module>"), and which of the file's layers each converted one comes from.
 
@@ -198,13 +199,16 @@ def lora_to_original(layers: Mapping[str, LoraLayer],
         for name, length in zip(names, lengths):
             if name in layers:
                 layer = converted.pop(name)
+                if layer.up.shape[0] != length:
+                    raise CheckpointError(f"{source}: layer {name} has {layer.up.shape[0]} outputs where the model's "
+                                          f"{m.original} has {length} for it; the LoRA was made for another model")
                 up = layer.up.new_zeros((sum(lengths), *layer.up.shape[1:]), dtype=torch.float32)
                 up[offset:offset + length] = layer.up.float() * layer.scale
                 ups.append(up)
                 downs.append(layer.down.float())
             offset += length
         up = torch.cat(ups, dim=1)
-        name = "diffusion_model." + m.original.removesuffix(".weight")
+        name = COMFYUI_NETWORK + m.original.removesuffix(".weight")
         converted[name] = LoraLayer(swapped_halves(up) if m.swap_halves else up, torch.cat(downs), None)
         origins[name] = tuple(present)
     return converted, origins
@@ -213,7 +217,7 @@ def lora_to_original(layers: Mapping[str, LoraLayer],
 def _original_names(name: str) -> set[str]:
     """A diffusion network's layer as kohya ("lora_unet_" + path with "_") and ComfyUI ("diffusion_model." + path)
     name it in the original layout."""
-    return {f"lora_unet_{name.replace('.', '_')}", f"diffusion_model.{name}"}
+    return {f"lora_unet_{name.replace('.', '_')}", COMFYUI_NETWORK + name}
 
 
 def transformer_aliases(network: nn.Module) -> dict[str, str]:

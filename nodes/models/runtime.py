@@ -218,9 +218,9 @@ def network_layers(model: DiffusionModel, layers: Mapping[str, LoraLayer],
     if isinstance(module, UNetModel):
         return layers, {}, unet_aliases(module)
     if isinstance(module, MMDiT):
-        return *lora_to_original(layers, mmdit_diffusers_maps(module.config)), transformer_aliases(module)
+        return *lora_to_original(layers, mmdit_diffusers_maps(module.config), source), transformer_aliases(module)
     if isinstance(module, Flux):
-        return *lora_to_original(layers, flux_diffusers_maps(module.config)), transformer_aliases(module)
+        return *lora_to_original(layers, flux_diffusers_maps(module.config), source), transformer_aliases(module)
     raise CheckpointError(f"{source}: this MODEL ({model.family}) has no network weights a LoRA can patch")
 
 

@@ -176,9 +176,11 @@ def test_mmdit_and_flux_layers_by_comfyui_and_kohya_names(tmp_path, family):
     factors = {}
     for layer in (comfyui_layer, kohya_layer):
         out_features, in_features = module.get_submodule(layer).weight.shape
-        factors[layer] = (torch.randn(out_features, 4, generator=generator), torch.randn(4, in_features, generator=generator))
+        factors[layer] = (torch.randn(out_features, 4, generator=generator),
+                          torch.randn(4, in_features, generator=generator))
     write_lora(tmp_path / "lora.safetensors", {
-        "comfyui": (f"diffusion_model.{comfyui_layer}", ".lora_B.weight", ".lora_A.weight", *factors[comfyui_layer], 8.0),
+        "comfyui": (f"diffusion_model.{comfyui_layer}", ".lora_B.weight", ".lora_A.weight", *factors[comfyui_layer],
+                    8.0),
         "kohya": (f"lora_unet_{kohya_layer.replace('.', '_')}", ".lora_up.weight", ".lora_down.weight",
                   *factors[kohya_layer], None)})
     patched, _ = apply_lora(read(tmp_path / "lora.safetensors"), "lora.safetensors", model, 0.5)
@@ -197,7 +199,8 @@ def test_mmdit_and_flux_layers_by_comfyui_and_kohya_names(tmp_path, family):
 # Diffusers' names (PEFT keys) for parts of fused weights, a part of another size (Flux's proj_mlp in linear1),
 # and adaLN projections stored with their halves swapped (norm_out; SD3's last context block).
 DIFFUSERS_LAYERS = {
-    "mmdit": ("transformer_blocks.0.attn.to_q", "transformer_blocks.0.attn.to_v", "transformer_blocks.2.attn.add_k_proj",
+    "mmdit": ("transformer_blocks.0.attn.to_q", "transformer_blocks.0.attn.to_v",
+              "transformer_blocks.2.attn.add_k_proj",
               "transformer_blocks.1.ff.net.0.proj", "transformer_blocks.3.norm1_context.linear", "norm_out.linear"),
     "flux": ("transformer_blocks.0.attn.to_q", "transformer_blocks.0.attn.to_v", "transformer_blocks.1.attn.add_k_proj",
              "single_transformer_blocks.1.proj_mlp", "single_transformer_blocks.1.attn.to_k", "norm_out.linear"),
@@ -217,7 +220,8 @@ def test_a_diffusers_layout_lora_equals_patching_diffusers_weights(tmp_path, fam
     for i, name in enumerate(DIFFUSERS_LAYERS[family]):
         out_features, in_features = theirs[f"{name}.weight"].shape
         rank, alpha = 2 + i % 3, (None, 3.0)[i % 2]
-        up, down = torch.randn(out_features, rank, generator=generator), torch.randn(rank, in_features, generator=generator)
+        up = torch.randn(out_features, rank, generator=generator)
+        down = torch.randn(rank, in_features, generator=generator)
         lora[name] = (f"transformer.{name}", ".lora_B.weight", ".lora_A.weight", up, down, alpha)
         theirs[f"{name}.weight"] += strength * (1.0 if alpha is None else alpha / rank) * up @ down
     write_lora(tmp_path / "diffusers.safetensors", lora)
@@ -235,3 +239,13 @@ def test_an_unknown_diffusers_layer_fits_nothing(tmp_path):
                                                       ".lora_A.weight", torch.zeros(128, 4), torch.zeros(4, 128), None)})
     with pytest.raises(CheckpointError, match="other.safetensors: none of its 1 layers fits this model"):
         apply_lora(read(tmp_path / "other.safetensors"), "other.safetensors", model, 1.0)
+
+
+def test_a_diffusers_layer_of_another_width_is_a_clear_error(tmp_path):
+    model, _ = small_transformer("flux")  # linear1 holds q, k, v (128 rows each) and proj_mlp (512 rows)
+    layer = "transformer.single_transformer_blocks.0.proj_mlp"
+    write_lora(tmp_path / "wide.safetensors", {"mlp": (layer, ".lora_B.weight", ".lora_A.weight", torch.zeros(256, 4),
+                                                       torch.zeros(4, 128), None)})
+    with pytest.raises(CheckpointError, match=f"wide.safetensors: layer {layer} has 256 outputs where the model's "
+                                              "single_blocks.0.linear1.weight has 512"):
+        apply_lora(read(tmp_path / "wide.safetensors"), "wide.safetensors", model, 1.0)
